@@ -1,0 +1,479 @@
+"""Storage URLs → fsspec filesystems, and the small helpers users want, all taking URLs.
+
+    fs, path = open_fs("az://datasets/pick/v3")       # adlfs AzureBlobFileSystem, "datasets/pick/v3"
+    write_text("memory://tmp/a.txt", "hi")
+    walk_files("/data/pick")                          # ["meta/info.json", "data/chunk-000/..."]
+
+Accepted URLs: a plain path or `file://` (local), `memory://` (fsspec's in-memory filesystem, for
+tests), `az://CONTAINER/PATH` (the account and its credentials come from settings),
+`https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH[?SAS]` and the emulator's path-style
+`http://127.0.0.1:PORT/ACCOUNT/CONTAINER/PATH[?SAS]`.
+
+Blob credentials, first match wins: a SAS in the URL; `azure_storage_connection_string`;
+`azure_storage_account` + `azure_storage_sas_token`; `azure_storage_account` + the Azure credential
+of `physai.core.auth.get_credential` (workload / managed identity / developer login).
+`azure_blob_endpoint` points `az://` at an emulator or a sovereign cloud.
+
+Secrets: SAS tokens and account keys are registered with `physai.core.logs.register_secret`, a
+`RedactingFilter` is attached to the azure/adlfs/fsspec loggers (so records are redacted where
+they are made, whatever handler sees them), and every adlfs/azure exception is re-raised as a
+`StorageError` (or `NotFoundError`) whose message is redacted and which does not chain the
+original exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import posixpath
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl
+
+from physai.core.errors import (
+    ConfigError,
+    MissingDependencyError,
+    NotFoundError,
+    PhysaiError,
+    StorageError,
+    UriError,
+)
+from physai.core.logs import RedactingFilter, redact, register_secret
+from physai.core.uris import AzBlobUri, BlobHttpsUri, LocalPath, MemoryUri, parse_uri
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from physai.core.settings import Settings
+
+Backend = Literal["local", "memory", "blob"]
+
+ADLFS_HINT = "install the Azure extra: uv pip install 'physai-core[azure]'"
+CHUNK_SIZE = 4 * 1024 * 1024
+# Loggers (and their children) whose records may carry request details: a RedactingFilter is
+# attached to each, so a record is cleaned at the logger that makes it, before any handler.
+REDACTED_LOGGER_ROOTS = ("azure", "adlfs", "fsspec", "aiohttp", "urllib3", "msal", "physai")
+
+_redacting_filter = RedactingFilter()
+_redaction_lock = threading.Lock()
+_credentials: dict[tuple[str | None, str], Any] = {}
+_credentials_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved storage URL: its fsspec filesystem, the path on it, and a printable form."""
+
+    fs: AbstractFileSystem = field(repr=False)
+    path: str
+    backend: Backend
+    display: str
+    query: str = field(default="", repr=False)
+
+    @property
+    def local_path(self) -> Path | None:
+        """The path on this machine, for the local backend; else None."""
+        return Path(self.path) if self.backend == "local" else None
+
+    def url(self) -> str:
+        """A URL that reaches this location again (with its SAS, if it came with one)."""
+        return f"{self.display}?{self.query}" if self.query else self.display
+
+    def child(self, relative: str) -> Location:
+        """The location `relative` (a '/'-separated path) below this one."""
+        relative = relative.strip("/")
+        if not relative:
+            return self
+        return Location(
+            self.fs,
+            posixpath.join(self.path, relative),
+            self.backend,
+            posixpath.join(self.display, relative),
+            self.query,
+        )
+
+    def parent(self) -> Location:
+        """The location one level up (same filesystem)."""
+        return Location(
+            self.fs,
+            posixpath.dirname(self.path.rstrip("/")),
+            self.backend,
+            posixpath.dirname(self.display.rstrip("/")),
+            self.query,
+        )
+
+    @property
+    def name(self) -> str:
+        """The last path segment."""
+        return posixpath.basename(self.path.rstrip("/"))
+
+    def __str__(self) -> str:
+        return self.display
+
+
+# -- resolving URLs --------------------------------------------------------------------------
+
+
+def resolve(url: str | os.PathLike[str], settings: Settings | None = None) -> Location:
+    """Resolve a storage URL into a `Location` (filesystem, path, printable URL)."""
+    uri = parse_uri(os.fspath(url))
+    match uri:
+        case LocalPath():
+            from fsspec.implementations.local import LocalFileSystem
+
+            path = str(Path(uri.path).expanduser().absolute())
+            return Location(LocalFileSystem(), path, "local", path)
+        case MemoryUri():
+            from fsspec.implementations.memory import MemoryFileSystem
+
+            return Location(MemoryFileSystem(), f"/{uri.path}", "memory", str(uri))
+        case AzBlobUri():
+            fs = _az_filesystem(_settings(settings))
+            path = f"{uri.container}/{uri.path}".rstrip("/")
+            return Location(fs, path, "blob", str(uri))
+        case BlobHttpsUri():
+            fs = _https_filesystem(uri, settings)
+            path = f"{uri.container}/{uri.path}".rstrip("/")
+            return Location(fs, path, "blob", uri.url(), uri.sas or "")
+    raise UriError(
+        f"{uri} is not a storage URL: use a path, file://, memory://, az:// or a Blob https URL"
+    )
+
+
+def open_fs(
+    url: str | os.PathLike[str], settings: Settings | None = None
+) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem for `url` and the path on it (local, memory or Azure Blob)."""
+    location = resolve(url, settings)
+    return location.fs, location.path
+
+
+def join_url(url: str, *parts: str) -> str:
+    """Append path segments to a storage URL, keeping a Blob URL's SAS query at the end."""
+    uri = parse_uri(url)
+    tail = "/".join(p.strip("/") for p in parts if p.strip("/"))
+    if not tail:
+        return url
+    if isinstance(uri, LocalPath):
+        return os.path.join(url, *tail.split("/"))
+    base, sep, query = url.partition("?") if isinstance(uri, BlobHttpsUri) else (url, "", "")
+    return f"{base.rstrip('/')}/{tail}{sep}{query}"
+
+
+def _settings(settings: Settings | None) -> Settings:
+    if settings is not None:
+        return settings
+    from physai.core.settings import load_settings
+
+    return load_settings()
+
+
+def _import_adlfs() -> Any:
+    try:
+        import adlfs
+    except ImportError:
+        raise MissingDependencyError("adlfs (Azure Blob support)", ADLFS_HINT) from None
+    install_log_redaction()
+    return adlfs
+
+
+def _register_connection_string_secrets(connection_string: str) -> None:
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() in ("accountkey", "sharedaccesssignature"):
+            register_secret(value.strip())
+            if key.strip().lower() == "sharedaccesssignature":
+                _register_sas(value.strip())
+
+
+def _register_sas(sas: str) -> None:
+    register_secret(sas.lstrip("?"))
+    for key, value in parse_qsl(sas.lstrip("?"), keep_blank_values=True):
+        if key == "sig":
+            register_secret(value)
+    for raw in sas.lstrip("?").split("&"):
+        key, _, value = raw.partition("=")
+        if key == "sig":
+            register_secret(value)  # the percent-encoded form, as it travels in URLs
+
+
+def _connection_string_value(connection_string: str, wanted: str) -> str | None:
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == wanted.lower():
+            return value.strip()
+    return None
+
+
+def _sas_filesystem(endpoint: str, sas: str) -> AbstractFileSystem:
+    _register_sas(sas)
+    return _connection_string_filesystem(
+        f"BlobEndpoint={endpoint};SharedAccessSignature={sas.lstrip('?')}"
+    )
+
+
+def _connection_string_filesystem(connection_string: str) -> AbstractFileSystem:
+    adlfs = _import_adlfs()
+    _register_connection_string_secrets(connection_string)
+    with storage_errors("connect to", "Azure Blob storage"):
+        return adlfs.AzureBlobFileSystem(connection_string=connection_string)  # type: ignore[no-any-return]
+
+
+def _credential_filesystem(
+    account: str, endpoint: str, settings: Settings
+) -> AbstractFileSystem:
+    if not endpoint.startswith("https://"):
+        raise ConfigError(
+            f"Blob endpoint {endpoint!r} is not https: Azure AD credentials need https; "
+            "for an emulator set PHYSAI_AZURE_STORAGE_CONNECTION_STRING or use a SAS URL"
+        )
+    adlfs = _import_adlfs()
+    key = (settings.azure_client_id, account)
+    with _credentials_lock:
+        credential = _credentials.get(key)
+        if credential is None:
+            from physai.core.auth import get_credential
+
+            credential = _AsyncCredential(get_credential(settings))
+            _credentials[key] = credential
+    with storage_errors("connect to", endpoint):
+        return adlfs.AzureBlobFileSystem(  # type: ignore[no-any-return]
+            account_name=account,
+            credential=credential,
+            account_host=endpoint.removeprefix("https://").rstrip("/"),
+        )
+
+
+def _az_filesystem(settings: Settings) -> AbstractFileSystem:
+    account = settings.azure_storage_account
+    endpoint = settings.azure_blob_endpoint
+    if settings.azure_storage_connection_string is not None:
+        connection_string = settings.azure_storage_connection_string.get_secret_value()
+        if endpoint and _connection_string_value(connection_string, "BlobEndpoint") is None:
+            connection_string = f"{connection_string.rstrip(';')};BlobEndpoint={endpoint}"
+        return _connection_string_filesystem(connection_string)
+    if not account:
+        raise ConfigError(
+            "az:// URLs need a storage account: set PHYSAI_AZURE_STORAGE_ACCOUNT (or "
+            "PHYSAI_AZURE_STORAGE_CONNECTION_STRING), or use a Blob https URL"
+        )
+    endpoint = (endpoint or f"https://{account}.blob.core.windows.net").rstrip("/")
+    if settings.azure_storage_sas_token is not None:
+        return _sas_filesystem(endpoint, settings.azure_storage_sas_token.get_secret_value())
+    return _credential_filesystem(account, endpoint, settings)
+
+
+def _https_filesystem(uri: BlobHttpsUri, settings: Settings | None) -> AbstractFileSystem:
+    if uri.sas:
+        return _sas_filesystem(uri.endpoint, uri.sas)
+    resolved = _settings(settings)
+    if resolved.azure_storage_connection_string is not None:
+        connection_string = resolved.azure_storage_connection_string.get_secret_value()
+        named = _connection_string_value(connection_string, "AccountName")
+        if named in (None, uri.account):
+            if _connection_string_value(connection_string, "BlobEndpoint") is None:
+                connection_string = f"{connection_string.rstrip(';')};BlobEndpoint={uri.endpoint}"
+            return _connection_string_filesystem(connection_string)
+    if resolved.azure_storage_account == uri.account and resolved.azure_storage_sas_token:
+        return _sas_filesystem(uri.endpoint, resolved.azure_storage_sas_token.get_secret_value())
+    return _credential_filesystem(uri.account, uri.endpoint, resolved)
+
+
+class _AsyncCredential:
+    """Adapt a synchronous azure-identity credential to the async protocol adlfs needs."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+        if hasattr(credential, "get_token_info"):
+            self.get_token_info = self._get_token_info
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._credential.get_token, *scopes, **kwargs)
+
+    async def _get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        return await asyncio.to_thread(self._credential.get_token_info, *scopes, options=options)
+
+    async def close(self) -> None:
+        """Kept open: the credential is shared by every filesystem of this process."""
+
+    async def __aenter__(self) -> _AsyncCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        return None
+
+
+# -- secrets and errors ----------------------------------------------------------------------
+
+
+def install_log_redaction() -> None:
+    """Attach a RedactingFilter to every azure/adlfs/fsspec/aiohttp/urllib3/msal/physai logger."""
+    manager = logging.Logger.manager
+    with _redaction_lock:
+        names = [*REDACTED_LOGGER_ROOTS, *list(manager.loggerDict)]
+        for name in names:
+            if name.split(".", 1)[0] not in REDACTED_LOGGER_ROOTS:
+                continue
+            logger = logging.getLogger(name)
+            if _redacting_filter not in logger.filters:
+                logger.addFilter(_redacting_filter)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    keep = [lines[0]] if lines else []
+    keep += [line for line in lines[1:] if line.startswith("ErrorCode:")]
+    return redact(" ".join(keep))[:400]
+
+
+def to_storage_error(op: str, where: str, exc: BaseException) -> PhysaiError:
+    """Map any exception from fsspec/adlfs/azure onto physai's family, redacted."""
+    if isinstance(exc, PhysaiError):
+        return exc
+    where = redact(where)
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(f"{where} does not exist (while trying to {op} it)")
+    name = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    detail = _error_text(exc)
+    if name == "ResourceNotFoundError" or status == 404:
+        return NotFoundError(f"cannot {op} {where}: not found ({detail})")
+    if name == "ClientAuthenticationError" or status in (401, 403):
+        return StorageError(
+            f"cannot {op} {where}: access denied ({detail}); check the SAS token (expiry, "
+            "permissions) or the credentials in settings"
+        )
+    return StorageError(f"cannot {op} {where}: {name}: {detail}")
+
+
+@contextlib.contextmanager
+def storage_errors(op: str, where: str) -> Iterator[None]:
+    """Re-raise exceptions from the block as redacted StorageError/NotFoundError (unchained)."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except PhysaiError:
+        raise
+    except Exception as exc:
+        raise to_storage_error(op, where, exc) from None
+
+
+# -- helpers taking URLs ---------------------------------------------------------------------
+
+# Names never listed, hashed or copied as data: the publish marker, temporary parts, staging.
+MARKER_NAME = ".physai-published.json"
+PART_SUFFIX = ".physai-part"
+STAGING_INFIX = ".staging-"
+
+
+def is_internal(relative: str) -> bool:
+    """True for physai's bookkeeping files (publish marker, partial copies, staging dirs)."""
+    parts = relative.split("/")
+    if relative == MARKER_NAME or parts[-1].endswith(PART_SUFFIX):
+        return True
+    return any(p.startswith(".") and STAGING_INFIX in p for p in parts)
+
+
+def list_files(location: Location) -> dict[str, int]:
+    """{relative path: size} of every data file under `location` (physai's own files left out)."""
+    with storage_errors("list", location.display):
+        if not location.fs.exists(location.path):
+            return {}
+        if location.fs.isfile(location.path):
+            raise StorageError(f"{location.display} is a file, not a directory")
+        found = location.fs.find(location.path, detail=True, withdirs=False)
+    base = location.path.rstrip("/") + "/"
+    files: dict[str, int] = {}
+    for name, info in found.items():
+        if info.get("type") != "file" or not name.startswith(base):
+            continue
+        relative = name[len(base) :]
+        if relative and not is_internal(relative):
+            files[relative] = int(info.get("size") or 0)
+    return dict(sorted(files.items()))
+
+
+def exists(url: str, settings: Settings | None = None) -> bool:
+    """True when a file or a non-empty directory (prefix) exists at `url`."""
+    location = resolve(url, settings)
+    with storage_errors("check", location.display):
+        return bool(location.fs.exists(location.path))
+
+
+def read_bytes(url: str, settings: Settings | None = None) -> bytes:
+    """The whole content of the file at `url` (for small files: use `open_fs` for streams)."""
+    location = resolve(url, settings)
+    with storage_errors("read", location.display):
+        return bytes(location.fs.cat_file(location.path))
+
+
+def read_text(url: str, settings: Settings | None = None, *, encoding: str = "utf-8") -> str:
+    """The file at `url` decoded as text."""
+    return read_bytes(url, settings).decode(encoding)
+
+
+def write_bytes(url: str, data: bytes, settings: Settings | None = None) -> None:
+    """Write `data` to the file at `url`, replacing it; readers never see a partial file."""
+    write_bytes_at(resolve(url, settings), data)
+
+
+def write_text(
+    url: str, text: str, settings: Settings | None = None, *, encoding: str = "utf-8"
+) -> None:
+    """Write `text` to the file at `url` (see `write_bytes`)."""
+    write_bytes(url, text.encode(encoding), settings)
+
+
+def write_bytes_at(location: Location, data: bytes) -> None:
+    """Local: temporary sibling + fsync + os.replace. Blob: one upload (commits whole)."""
+    local = location.local_path
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        part = local.with_name(f".{local.name}{PART_SUFFIX}")
+        try:
+            with part.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(part, local)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise to_storage_error("write", location.display, exc) from None
+        return
+    with storage_errors("write", location.display):
+        location.fs.pipe_file(location.path, data)
+
+
+def ls(url: str, settings: Settings | None = None) -> list[str]:
+    """Names directly under `url` (files and directories), sorted; [] when nothing is there."""
+    location = resolve(url, settings)
+    with storage_errors("list", location.display):
+        if not location.fs.exists(location.path):
+            return []
+        entries = location.fs.ls(location.path, detail=False)
+    base = location.path.rstrip("/") + "/"
+    names = {str(e).rstrip("/").removeprefix(base) for e in entries}
+    return sorted(n for n in names if n and "/" not in n)
+
+
+def walk_files(url: str, settings: Settings | None = None) -> list[str]:
+    """Relative paths ('/'-separated, sorted) of every file under `url`."""
+    return list(list_files(resolve(url, settings)))
+
+
+def rm(url: str, settings: Settings | None = None, *, recursive: bool = False) -> None:
+    """Delete the file at `url` (or everything under it with `recursive=True`); missing is fine."""
+    location = resolve(url, settings)
+    with storage_errors("delete", location.display):
+        if not location.fs.exists(location.path):
+            return
+        if location.fs.isdir(location.path) and not recursive:
+            raise StorageError(f"{location.display} is a directory: pass recursive=True")
+        location.fs.rm(location.path, recursive=recursive)

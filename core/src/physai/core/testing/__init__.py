@@ -1,0 +1,1 @@
+"""Test fixtures physai packages share (registered as a pytest plugin)."""

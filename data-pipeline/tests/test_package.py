@@ -1,0 +1,7 @@
+"""physai-data-pipeline imports on its own (its command group is tested with the CLI in core)."""
+
+import physai.data_pipeline
+
+
+def test_package_has_a_version() -> None:
+    assert physai.data_pipeline.__version__.count(".") >= 2

@@ -1,0 +1,7 @@
+"""physai-infrastructure imports on its own (its command group is tested with the CLI in core)."""
+
+import physai.infrastructure
+
+
+def test_package_has_a_version() -> None:
+    assert physai.infrastructure.__version__.count(".") >= 2

@@ -1,0 +1,7 @@
+"""physai-synthetic-data imports on its own (its command group is tested with the CLI in core)."""
+
+import physai.synthetic_data
+
+
+def test_package_has_a_version() -> None:
+    assert physai.synthetic_data.__version__.count(".") >= 2
