@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from physai_workspace import PACKAGES, ROOT
 
 SCRIPTS = sorted(p for pkg in PACKAGES for p in (ROOT / pkg / "examples").glob("*.py"))

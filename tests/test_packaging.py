@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from physai_workspace import PACKAGES, ROOT, module_of, pyproject
 
 pytestmark = pytest.mark.slow
@@ -31,6 +30,21 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return built
 
 
+@pytest.fixture(scope="module")
+def locked_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lock's versions as pip constraints, so each fresh venv gets what uv.lock says."""
+    assert UV is not None
+    path = tmp_path_factory.mktemp("lock") / "constraints.txt"
+    subprocess.run(
+        [UV, "export", "--frozen", "--all-packages", "--all-extras", "--no-emit-workspace",
+         "--no-hashes", "--no-header", "-o", str(path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return path
+
+
 def test_nine_wheels_with_own_versions_changelogs_and_specs(wheels: dict[str, Path]) -> None:
     assert sorted(wheels) == sorted(f"physai-{p}" for p in PACKAGES)
     for package in PACKAGES:
@@ -46,16 +60,26 @@ def test_nine_wheels_with_own_versions_changelogs_and_specs(wheels: dict[str, Pa
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_domain_installs_alone_and_imports(
-    package: str, wheels: dict[str, Path], tmp_path: Path
+    package: str, wheels: dict[str, Path], locked_versions: Path, tmp_path: Path
 ) -> None:
     """A fresh venv with only this package (and core) installed from the built wheels."""
     assert UV is not None
     venv = tmp_path / "venv"
-    subprocess.run([UV, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True)
+    subprocess.run(
+        [UV, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True
+    )
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [UV, "pip", "install", "--offline", "--python", str(python),
-         *sorted({str(wheels["physai-core"]), str(wheels[f"physai-{package}"])})],
+        [
+            UV,
+            "pip",
+            "install",
+            "--python",
+            str(python),
+            "-c",
+            str(locked_versions),
+            *sorted({str(wheels["physai-core"]), str(wheels[f"physai-{package}"])}),
+        ],
         capture_output=True,
         text=True,
     )

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import yaml
+from physai_workspace import PACKAGES, ROOT
 
 from physai.core.cli import app
 from physai.core.contracts import (
@@ -15,14 +16,11 @@ from physai.core.contracts import (
     check_exercised,
     find_specifications,
 )
-from physai_workspace import PACKAGES, ROOT
 
 SPECS = find_specifications(ROOT / p / "specifications" for p in PACKAGES)
-TEST_SOURCES = [
-    p.read_text()
-    for p in ROOT.glob("*/tests/**/*.py")
-    if ".venv" not in p.parts
-] + [p.read_text() for p in (ROOT / "tests").glob("*.py")]
+TEST_SOURCES = [p.read_text() for p in ROOT.glob("*/tests/**/*.py") if ".venv" not in p.parts] + [
+    p.read_text() for p in (ROOT / "tests").glob("*.py")
+]
 
 
 def test_specs_exist_and_ids_are_unique() -> None:

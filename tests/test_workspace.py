@@ -8,8 +8,7 @@ import tomllib
 from typing import Any
 
 import pytest
-
-from physai_workspace import DOMAINS, PACKAGES, ROOT, module_of, pyproject
+from physai_workspace import PACKAGES, ROOT, module_of, pyproject
 
 
 def test_root_is_a_virtual_workspace_with_one_lock() -> None:

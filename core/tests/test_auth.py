@@ -53,3 +53,28 @@ def test_managed_identity_with_client_id_from_settings(
     settings = load_settings(azure_client_id="00000000-0000-0000-0000-000000000003")
     assert credential_kind(settings) == "managed"
     assert isinstance(get_credential(settings), ManagedIdentityCredential)
+
+
+def test_ml_client_names_every_missing_setting_then_builds_offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from azure.ai.ml import MLClient
+
+    from physai.core.auth import ml_client
+    from physai.core.errors import ConfigError
+
+    monkeypatch.chdir(str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        ml_client(load_settings(azure_subscription_id="sub"), "the test")
+    assert info.value.message.startswith(
+        "the test needs azure_resource_group, azure_workspace_name: set "
+        "PHYSAI_AZURE_RESOURCE_GROUP, PHYSAI_AZURE_WORKSPACE_NAME"
+    )
+    settings = load_settings(
+        azure_subscription_id="00000000-0000-0000-0000-000000000004",
+        azure_resource_group="rg",
+        azure_workspace_name="ws",
+    )
+    client = ml_client(settings)
+    assert isinstance(client, MLClient)
+    assert (client.resource_group_name, client.workspace_name) == ("rg", "ws")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from physai.core.cli import app, installed_packages
@@ -50,10 +51,10 @@ def test_info_reports_packages_profile_tracking_and_storage(tmp_path: Path) -> N
 
 
 def test_info_table_and_global_options(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["--home", str(tmp_path / "state"), "info"])
+    result = runner.invoke(app, ["--home", str(tmp_path / "state"), "info"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "physai-core" in result.output and "local" in result.output
-    assert str(tmp_path / "state") in result.output.replace("\n", "").replace("│", "")
+    assert str(tmp_path / "state") in result.output
 
 
 def test_azure_profile_without_settings_says_what_is_missing() -> None:
@@ -101,7 +102,9 @@ def test_installed_packages_have_versions() -> None:
 
 def test_console_script_runs_in_a_real_process() -> None:
     code = "from physai.core.cli import main; main()"
-    ok = subprocess.run([sys.executable, "-c", code, "info", "--json"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-c", code, "info", "--json"], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["profile"] == "local"
     bad = subprocess.run(
@@ -114,8 +117,6 @@ def test_console_script_runs_in_a_real_process() -> None:
 
 
 def test_domain_app_gets_global_settings_and_reports_user_errors(tmp_path: Path) -> None:
-    import typer
-
     from physai.core.cli import domain_app, get_settings
     from physai.core.errors import UserError
 
@@ -134,3 +135,12 @@ def test_domain_app_gets_global_settings_and_reports_user_errors(tmp_path: Path)
     result = runner.invoke(demo, ["fail"])
     assert result.exit_code == 2
     assert result.stderr == "error: dataset 'x' has no meta/info.json second line\n"
+
+
+def test_user_errors_write_nothing(tmp_path: Path) -> None:
+    (tmp_path / "physai.toml").write_text("profile = 'cloud'\n")
+    before = sorted(tmp_path.rglob("*"))
+    for args in (["info"], ["--home", str(tmp_path / "state"), "info"], ["specs", "--domain", "x"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, args
+    assert sorted(tmp_path.rglob("*")) == before

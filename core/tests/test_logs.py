@@ -50,7 +50,9 @@ def test_errors_are_redacted_at_construction() -> None:
 
 
 def test_filter_redacts_args_and_tracebacks() -> None:
-    record = logging.LogRecord("azure.core", logging.DEBUG, __file__, 1, "url: %s", ("?sig=ZZZZ",), None)
+    record = logging.LogRecord(
+        "azure.core", logging.DEBUG, __file__, 1, "url: %s", ("?sig=ZZZZ",), None
+    )
     try:
         raise RuntimeError(f"boom AccountKey={KEY}")
     except RuntimeError:
@@ -66,7 +68,9 @@ def test_configured_handler_redacts_third_party_loggers(capsys: pytest.CaptureFi
     handler = configure_logging(logging.DEBUG)
     try:
         assert configure_logging(logging.DEBUG) is handler  # idempotent
-        logging.getLogger("azure.storage.blob._shared").debug("Request URL: '%s'", "/c/x?sig=LEAKED1")
+        logging.getLogger("azure.storage.blob._shared").debug(
+            "Request URL: '%s'", "/c/x?sig=LEAKED1"
+        )
         logging.getLogger("physai.core.storage").info("key AccountKey=%s", KEY)
         err = capsys.readouterr().err
         assert "LEAKED1" not in err and KEY not in err

@@ -1,4 +1,4 @@
-"""physai-data-management imports on its own (its command group is tested with the CLI in core)."""
+"""physai-data-management imports on its own (its CLI group is tested in core)."""
 
 import physai.data_management
 

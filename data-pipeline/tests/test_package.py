@@ -1,4 +1,4 @@
-"""physai-data-pipeline imports on its own (its command group is tested with the CLI in core)."""
+"""physai-data-pipeline imports on its own (its CLI group is tested in core)."""
 
 import physai.data_pipeline
 

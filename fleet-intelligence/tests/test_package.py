@@ -1,4 +1,4 @@
-"""physai-fleet-intelligence imports on its own (its command group is tested with the CLI in core)."""
+"""physai-fleet-intelligence imports on its own (its CLI group is tested in core)."""
 
 import physai.fleet_intelligence
 

@@ -1,4 +1,4 @@
-"""physai-synthetic-data imports on its own (its command group is tested with the CLI in core)."""
+"""physai-synthetic-data imports on its own (its CLI group is tested in core)."""
 
 import physai.synthetic_data
 

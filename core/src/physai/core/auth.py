@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from physai.core.errors import MissingDependencyError
 
 if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
     from azure.core.credentials import TokenCredential
 
     from physai.core.settings import Settings
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 CredentialKind = Literal["workload", "managed", "default"]
 
 AZURE_EXTRA_HINT = "install the Azure extra: uv pip install 'physai-core[azure]'"
+WORKSPACE_SETTINGS = ("azure_subscription_id", "azure_resource_group", "azure_workspace_name")
 
 
 def credential_kind(settings: Settings | None = None) -> CredentialKind:
@@ -48,4 +50,22 @@ def get_credential(settings: Settings | None = None) -> TokenCredential:
     return identity.DefaultAzureCredential(
         managed_identity_client_id=client_id,
         exclude_interactive_browser_credential=True,
+    )
+
+
+def ml_client(settings: Settings, purpose: str = "AzureML") -> MLClient:
+    """An azure-ai-ml `MLClient` for the configured workspace (no network until first used).
+
+    A ConfigError names every missing workspace setting, saying what `purpose` needed them.
+    """
+    subscription, resource_group, workspace = settings.require_all(WORKSPACE_SETTINGS, purpose)
+    try:
+        from azure.ai.ml import MLClient
+    except ImportError:
+        raise MissingDependencyError("azure-ai-ml", AZURE_EXTRA_HINT) from None
+    return MLClient(
+        credential=get_credential(settings),
+        subscription_id=subscription,
+        resource_group_name=resource_group,
+        workspace_name=workspace,
     )

@@ -5,59 +5,30 @@ Each domain package registers its sub-app in the entry-point group `physai.cli`
 as that package is installed. Global options (`--profile`, `--config`, `--verbose`) are read
 here; commands get the resulting settings through `get_settings(ctx)`.
 
-A `UserError` anywhere below prints `error: <one line>` on stderr and exits with code 2.
+A `UserError` anywhere below prints `error: <one line>` on stderr and exits with code 2
+(`physai.core.commands.PhysaiGroup`).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from importlib.metadata import distributions, entry_points
 from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
+from physai.core.commands import CliState, PhysaiGroup, get_settings
 from physai.core.contracts import Specification, find_specifications, specifications_dir
 from physai.core.errors import UserError
 from physai.core.logs import configure_logging, get_logger
-from physai.core.settings import Settings, load_settings
+from physai.core.settings import Settings
 
 ENTRY_POINT_GROUP = "physai.cli"
 log = get_logger(__name__)
 
-
-class PhysaiGroup(TyperGroup):
-    """A command group that turns a UserError into one line on stderr and exit code 2."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-
-
-@dataclass
-class CliState:
-    """What the root callback parsed; settings are built on first use."""
-
-    overrides: dict[str, Any] = field(default_factory=dict)
-    config: Path | None = None
-    _settings: Settings | None = None
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config, **self.overrides)
-        return self._settings
-
-
-def get_settings(ctx: typer.Context) -> Settings:
-    """The settings for the running command (global options applied); usable in any sub-app."""
-    state = ctx.find_object(CliState)
-    return state.settings() if state else load_settings()
+__all__ = ["CliState", "PhysaiGroup", "app", "domain_app", "get_settings", "main"]
 
 
 def domain_app(name: str, help: str) -> typer.Typer:
@@ -111,8 +82,9 @@ def info(
     Example: physai info --json
     """
     settings = get_settings(ctx)
-    report = {
-        "packages": installed_packages(),
+    packages = installed_packages()
+    report: dict[str, object] = {
+        "packages": packages,
         "profile": settings.profile,
         "state_dir": str(settings.state_dir),
         "storage_root": _or_problem(lambda: settings.resolved_storage_root),
@@ -130,7 +102,7 @@ def info(
     for key, value in report.items():
         if key != "packages":
             table.add_row(key, str(value))
-    for name, version in report["packages"].items():  # type: ignore[attr-defined]
+    for name, version in packages.items():
         table.add_row(name, version)
     Console().print(table)
 

@@ -1,8 +1,9 @@
 """One exception family for physai.
 
 A `UserError` is something the user can fix (bad input, missing setting, missing optional
-dependency): the CLI prints its message as one line and exits with code 2. Anything else is a bug
-or an outage and keeps its traceback. Every message is passed through `redact`, so a SAS token or
+dependency): the CLI prints its message as one line and exits with code 2. Other `PhysaiError`s
+(a job failed, storage went away) print one line and exit with code 1. Any other exception is a
+bug and keeps its traceback. Every message is passed through `redact`, so a SAS token or
 account key that slipped into an error never reaches a terminal or a log.
 """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -115,6 +116,17 @@ class Settings(BaseSettings):
             return f"az://{self.require('azure_storage_container')}"
         return str(self.state_dir / "storage")
 
+    def require_all(self, fields: Sequence[str], purpose: str) -> list[str]:
+        """The values of settings `purpose` needs, or one ConfigError naming each missing one."""
+        missing = [f for f in fields if getattr(self, f) in (None, "")]
+        if missing:
+            env = ", ".join(f"PHYSAI_{f.upper()}" for f in missing)
+            raise ConfigError(
+                f"{purpose} needs {', '.join(missing)}: set {env}, the [azure] table in "
+                f"{DEFAULT_CONFIG_FILE}, or terraform_outputs"
+            )
+        return [self.require(f) for f in fields]
+
     def require(self, field: str) -> str:
         """The value of a setting that must be set, or a ConfigError saying how to set it."""
         value = getattr(self, field)
@@ -144,7 +156,9 @@ class _DictSource(PydanticBaseSettingsSource):
 
 # The parsed physai.toml and Terraform outputs of the `load_settings` call in progress, lowest
 # precedence last. Pydantic-settings asks for sources at class level, hence a context variable.
-_file_values: ContextVar[tuple[dict[str, Any], ...]] = ContextVar("physai_settings_files", default=())
+_file_values: ContextVar[tuple[dict[str, Any], ...]] = ContextVar(
+    "physai_settings_files", default=()
+)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from physai.core.errors import ConfigError, MissingDependencyError, PhysaiError, UserError
+from physai.core.auth import AZURE_EXTRA_HINT
+from physai.core.errors import MissingDependencyError, PhysaiError, UserError
 from physai.core.logs import get_logger, redact
 
 if TYPE_CHECKING:
@@ -112,14 +113,10 @@ def tracking_uri(settings: Settings | None = None) -> str:
             "resource_group": "azure_resource_group",
             "workspace": "azure_workspace_name",
         }
-        missing = [f for f in fields.values() if not getattr(settings, f)]
-        if missing:
-            env = ", ".join(f"PHYSAI_{f.upper()}" for f in missing)
-            raise ConfigError(
-                f"the azure profile needs {', '.join(missing)} to reach the AzureML MLflow "
-                f"tracking server: set {env} (or PHYSAI_TRACKING_URI)"
-            )
-        values = {key: str(getattr(settings, f)).strip() for key, f in fields.items()}
+        found = settings.require_all(
+            list(fields.values()), "the AzureML MLflow tracking server (or PHYSAI_TRACKING_URI)"
+        )
+        values = {key: value.strip() for key, value in zip(fields, found, strict=True)}
         values["location"] = values["location"].lower().replace(" ", "")
         return AZUREML_MLFLOW_URI.format(**values)
     state = settings.state_dir
@@ -136,7 +133,7 @@ def mlflow_client(settings: Settings | None = None, *, uri: str | None = None) -
         if importlib.util.find_spec("azureml.mlflow") is None:
             raise MissingDependencyError(
                 "azureml-mlflow (needed for the AzureML tracking URI)",
-                "install the Azure extra: uv pip install 'physai-core[azure]'",
+                AZURE_EXTRA_HINT,
             )
     from mlflow.tracking import MlflowClient
 
@@ -641,8 +638,12 @@ class Tracker:
             max_pending=self._max_pending,
         )
         atexit.register(self._at_exit)
-        _log.info("tracking run %s in experiment %r at %s", self._run_id, experiment,
-                  redact(self.tracking_uri))
+        _log.info(
+            "tracking run %s in experiment %r at %s",
+            self._run_id,
+            experiment,
+            redact(self.tracking_uri),
+        )
         if params:
             self.log_params(params)
         return self
@@ -676,7 +677,10 @@ class Tracker:
         try:
             self._writer.close(timeout)
         except BaseException:
-            self.client.set_terminated(self._run_id, status="FAILED")
+            try:
+                self.client.set_terminated(self._run_id, status="FAILED")
+            except Exception as exc:  # the store is failing: keep the first error
+                _log.warning("could not end run %s: %s", self._run_id, redact(str(exc)))
             raise
         self.client.set_terminated(self._run_id, status=status)
 
@@ -731,7 +735,7 @@ class Tracker:
                     f"param {key!r} is {len(text)} characters long; the limit is "
                     f"{MAX_PARAM_VALUE_LENGTH}: log it as an artifact instead"
                 )
-            items.append(Param(key, text))
+            items.append(Param(key, text))  # type: ignore[no-untyped-call]
         for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
             try:
                 self.client.log_batch(self.run_id, params=list(chunk))
@@ -745,7 +749,8 @@ class Tracker:
         from mlflow.entities import RunTag
 
         self._active_writer()
-        items = [RunTag(k, v) for k, v in self._validated_tags(tags).items()]
+        validated = self._validated_tags(tags)
+        items = [RunTag(k, v) for k, v in validated.items()]  # type: ignore[no-untyped-call]
         for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(self.run_id, tags=list(chunk))
 
@@ -825,4 +830,3 @@ def _settings(settings: Settings | None) -> Settings:
     from physai.core.settings import load_settings
 
     return load_settings()
-

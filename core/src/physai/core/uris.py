@@ -1,8 +1,8 @@
 """Parse the URIs physai passes between steps, rejecting unsafe ones with a clear message.
 
-    parse_uri("models:/reacher-ppo@production")   -> ModelsUri(name="reacher-ppo", alias="production")
-    parse_uri("az://datasets/pick/v3")            -> AzBlobUri(container="datasets", path="pick/v3")
-    parse_uri("hf://lerobot/pusht@a1b2c3d")       -> HfUri(repo_id="lerobot/pusht", revision="a1b2c3d")
+    parse_uri("models:/reacher-ppo@production")  # ModelsUri(name="reacher-ppo", alias=...)
+    parse_uri("az://datasets/pick/v3")           # AzBlobUri(container="datasets", ...)
+    parse_uri("hf://lerobot/pusht@a1b2c3d")      # HfUri(repo_id="lerobot/pusht", ...)
 
 Accepted forms: a plain path or `file://` URL, `memory://`, `az://CONTAINER/PATH`,
 `https://ACCOUNT.blob.core.windows.net/CONTAINER/PATH[?SAS]` (and the emulator's path-style
@@ -40,9 +40,36 @@ _HF_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 # Query keys a service SAS or account SAS may carry (Azure Storage REST docs).
 SAS_KEYS = frozenset(
-    {"sv", "ss", "srt", "sp", "se", "st", "spr", "sip", "sr", "sig", "si", "sdd", "skoid",
-     "sktid", "skt", "ske", "sks", "skv", "saoid", "suoid", "scid", "rscc", "rscd", "rsce",
-     "rscl", "rsct", "ses", "sduoid"}
+    {
+        "sv",
+        "ss",
+        "srt",
+        "sp",
+        "se",
+        "st",
+        "spr",
+        "sip",
+        "sr",
+        "sig",
+        "si",
+        "sdd",
+        "skoid",
+        "sktid",
+        "skt",
+        "ske",
+        "sks",
+        "skv",
+        "saoid",
+        "suoid",
+        "scid",
+        "rscc",
+        "rscd",
+        "rsce",
+        "rscl",
+        "rsct",
+        "ses",
+        "sduoid",
+    }
 )
 
 
@@ -124,7 +151,11 @@ class ModelsUri:
             raise UriError("a models:/ URI names exactly one of a version or an @alias")
 
     def __str__(self) -> str:
-        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+        return (
+            f"models:/{self.name}@{self.alias}"
+            if self.alias
+            else f"models:/{self.name}/{self.version}"
+        )
 
 
 @dataclass(frozen=True)

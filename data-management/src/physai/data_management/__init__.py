@@ -1,4 +1,6 @@
-"""physai-data-management: the LeRobot dataset library, validation, quality scores, labels and zero-copy curation.
+"""physai-data-management.
+
+The LeRobot dataset library, validation, quality scores, labels and zero-copy curation.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

@@ -1,4 +1,6 @@
-"""physai-data-pipeline: rOS 2 episodic capture, bag to LeRobot conversion, and upload to storage.
+"""physai-data-pipeline.
+
+ROS 2 episodic capture, bag to LeRobot conversion, and upload to storage.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

@@ -2,4 +2,7 @@
 
 from physai.core.cli import domain_app
 
-app = domain_app("data-pipeline", help="ROS 2 episodic capture, bag to LeRobot conversion, and upload to storage.")
+app = domain_app(
+    "data-pipeline",
+    help="ROS 2 episodic capture, bag to LeRobot conversion, and upload to storage.",
+)

@@ -1,4 +1,6 @@
-"""physai-evaluation: closed-loop SiL/HiL evaluation, open-loop replay, gates and a policy server.
+"""physai-evaluation.
+
+Closed-loop SiL/HiL evaluation, open-loop replay, gates and a policy server.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

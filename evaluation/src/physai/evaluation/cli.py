@@ -2,4 +2,7 @@
 
 from physai.core.cli import domain_app
 
-app = domain_app("evaluation", help="Closed-loop SiL/HiL evaluation, open-loop replay, gates and a policy server.")
+app = domain_app(
+    "evaluation",
+    help="Closed-loop SiL/HiL evaluation, open-loop replay, gates and a policy server.",
+)

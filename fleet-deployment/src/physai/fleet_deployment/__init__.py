@@ -1,4 +1,6 @@
-"""physai-fleet-deployment: flux GitOps delivery, the approval gate service, the policy hot-loader and the ROS 2 inference node.
+"""physai-fleet-deployment.
+
+Flux GitOps delivery, the approval gate service, the policy hot-loader and the ROS 2 inference node.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

@@ -1,4 +1,6 @@
-"""physai-fleet-intelligence: fleet telemetry, its store, drift detection, dashboards and retraining triggers.
+"""physai-fleet-intelligence.
+
+Fleet telemetry, its store, drift detection, dashboards and retraining triggers.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

@@ -1,4 +1,6 @@
-"""physai-infrastructure: terraform modules, cluster setup, and Terraform outputs turned into physai settings.
+"""physai-infrastructure.
+
+Terraform modules, cluster setup, and Terraform outputs turned into physai settings.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

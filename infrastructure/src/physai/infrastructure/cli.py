@@ -2,4 +2,7 @@
 
 from physai.core.cli import domain_app
 
-app = domain_app("infrastructure", help="Terraform modules, cluster setup, and Terraform outputs turned into physai settings.")
+app = domain_app(
+    "infrastructure",
+    help="Terraform modules, cluster setup, and Terraform outputs turned into physai settings.",
+)

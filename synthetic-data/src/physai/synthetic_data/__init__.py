@@ -1,4 +1,6 @@
-"""physai-synthetic-data: simulated demonstrations, domain randomization, augmentation and Cosmos jobs.
+"""physai-synthetic-data.
+
+Simulated demonstrations, domain randomization, augmentation and Cosmos jobs.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

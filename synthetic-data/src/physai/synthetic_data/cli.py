@@ -2,4 +2,7 @@
 
 from physai.core.cli import domain_app
 
-app = domain_app("synthetic-data", help="Simulated demonstrations, domain randomization, augmentation and Cosmos jobs.")
+app = domain_app(
+    "synthetic-data",
+    help="Simulated demonstrations, domain randomization, augmentation and Cosmos jobs.",
+)

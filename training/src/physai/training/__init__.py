@@ -1,4 +1,6 @@
-"""physai-training: rL (skrl, RSL-RL) and IL/VLA (LeRobot) training, export, packaging and registration.
+"""physai-training.
+
+RL (skrl, RSL-RL) and IL/VLA (LeRobot) training, export, packaging and registration.
 
 What this package does, and what it will do, is written in its `specifications/`.
 """

@@ -194,7 +194,7 @@ def _cycle(remaining: Mapping[str, set[str]]) -> str:
     while True:
         nxt = sorted(remaining[path[-1]] & set(remaining))[0]
         if nxt in path:
-            loop = path[path.index(nxt) :] + [nxt]
+            loop = [*path[path.index(nxt) :], nxt]
             # deps point downstream -> upstream; print in run order (upstream first).
             return " -> ".join(reversed(loop))
         path.append(nxt)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from physai.core.errors import JobError
 
 JobStatus = Literal["succeeded", "failed", "cancelled", "skipped"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 SUMMARY_FILE = "summary.json"
 
 
@@ -47,7 +48,7 @@ class RunSummary(BaseModel):
     name: str
     backend: Literal["local"] = "local"
     run_dir: Path
-    status: JobStatus
+    status: RunStatus
     started_at: datetime
     finished_at: datetime | None = None
     duration_s: float = 0.0

@@ -1,6 +1,6 @@
 """Storage URLs → fsspec filesystems, and the small helpers users want, all taking URLs.
 
-    fs, path = open_fs("az://datasets/pick/v3")       # adlfs AzureBlobFileSystem, "datasets/pick/v3"
+    fs, path = open_fs("az://datasets/pick/v3")       # adlfs filesystem, "datasets/pick/v3"
     write_text("memory://tmp/a.txt", "hi")
     walk_files("/data/pick")                          # ["meta/info.json", "data/chunk-000/..."]
 
@@ -14,11 +14,11 @@ Blob credentials, first match wins: a SAS in the URL; `azure_storage_connection_
 of `physai.core.auth.get_credential` (workload / managed identity / developer login).
 `azure_blob_endpoint` points `az://` at an emulator or a sovereign cloud.
 
-Secrets: SAS tokens and account keys are registered with `physai.core.logs.register_secret`, a
-`RedactingFilter` is attached to the azure/adlfs/fsspec loggers (so records are redacted where
-they are made, whatever handler sees them), and every adlfs/azure exception is re-raised as a
-`StorageError` (or `NotFoundError`) whose message is redacted and which does not chain the
-original exception.
+Secrets: SAS tokens and account keys are registered with `physai.core.logs.register_secret`,
+records of the azure/adlfs/fsspec/aiohttp/urllib3/msal loggers are redacted where they
+are made (`install_log_redaction`, whatever handler sees them), and every adlfs/azure
+exception is re-raised as a `StorageError` (or `NotFoundError`) whose message is redacted and
+which does not chain the original exception.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import posixpath
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
 
+from physai.core.auth import AZURE_EXTRA_HINT
 from physai.core.errors import (
     ConfigError,
     MissingDependencyError,
@@ -53,14 +55,15 @@ if TYPE_CHECKING:
 
 Backend = Literal["local", "memory", "blob"]
 
-ADLFS_HINT = "install the Azure extra: uv pip install 'physai-core[azure]'"
+ADLFS_HINT = AZURE_EXTRA_HINT
 CHUNK_SIZE = 4 * 1024 * 1024
 # Loggers (and their children) whose records may carry request details: a RedactingFilter is
 # attached to each, so a record is cleaned at the logger that makes it, before any handler.
-REDACTED_LOGGER_ROOTS = ("azure", "adlfs", "fsspec", "aiohttp", "urllib3", "msal", "physai")
+REDACTED_LOGGER_ROOTS = ("azure", "adlfs", "fsspec", "aiohttp", "urllib3", "msal")
 
 _redacting_filter = RedactingFilter()
 _redaction_lock = threading.Lock()
+_factory_installed = False
 _credentials: dict[tuple[str | None, str], Any] = {}
 _credentials_lock = threading.Lock()
 
@@ -89,6 +92,11 @@ class Location:
         relative = relative.strip("/")
         if not relative:
             return self
+        if "\\" in relative or any(p in ("..", ".", "") for p in relative.split("/")):
+            raise UriError(
+                f"{relative!r} is not a relative path below {self.display} "
+                "(no '..', '.', '//' or backslashes)"
+            )
         return Location(
             self.fs,
             posixpath.join(self.path, relative),
@@ -121,6 +129,7 @@ class Location:
 
 def resolve(url: str | os.PathLike[str], settings: Settings | None = None) -> Location:
     """Resolve a storage URL into a `Location` (filesystem, path, printable URL)."""
+    install_log_redaction()
     uri = parse_uri(os.fspath(url))
     match uri:
         case LocalPath():
@@ -133,7 +142,7 @@ def resolve(url: str | os.PathLike[str], settings: Settings | None = None) -> Lo
 
             return Location(MemoryFileSystem(), f"/{uri.path}", "memory", str(uri))
         case AzBlobUri():
-            fs = _az_filesystem(_settings(settings))
+            fs = _az_filesystem(default_settings(settings))
             path = f"{uri.container}/{uri.path}".rstrip("/")
             return Location(fs, path, "blob", str(uri))
         case BlobHttpsUri():
@@ -165,7 +174,8 @@ def join_url(url: str, *parts: str) -> str:
     return f"{base.rstrip('/')}/{tail}{sep}{query}"
 
 
-def _settings(settings: Settings | None) -> Settings:
+def default_settings(settings: Settings | None) -> Settings:
+    """`settings`, or `load_settings()` when None."""
     if settings is not None:
         return settings
     from physai.core.settings import load_settings
@@ -221,12 +231,13 @@ def _connection_string_filesystem(connection_string: str) -> AbstractFileSystem:
     adlfs = _import_adlfs()
     _register_connection_string_secrets(connection_string)
     with storage_errors("connect to", "Azure Blob storage"):
-        return adlfs.AzureBlobFileSystem(connection_string=connection_string)  # type: ignore[no-any-return]
+        # No listings cache: other processes write the same prefixes (publish, copy, readers).
+        return adlfs.AzureBlobFileSystem(
+            connection_string=connection_string, use_listings_cache=False
+        )
 
 
-def _credential_filesystem(
-    account: str, endpoint: str, settings: Settings
-) -> AbstractFileSystem:
+def _credential_filesystem(account: str, endpoint: str, settings: Settings) -> AbstractFileSystem:
     if not endpoint.startswith("https://"):
         raise ConfigError(
             f"Blob endpoint {endpoint!r} is not https: Azure AD credentials need https; "
@@ -242,10 +253,11 @@ def _credential_filesystem(
             credential = _AsyncCredential(get_credential(settings))
             _credentials[key] = credential
     with storage_errors("connect to", endpoint):
-        return adlfs.AzureBlobFileSystem(  # type: ignore[no-any-return]
+        return adlfs.AzureBlobFileSystem(
             account_name=account,
             credential=credential,
             account_host=endpoint.removeprefix("https://").rstrip("/"),
+            use_listings_cache=False,
         )
 
 
@@ -271,7 +283,7 @@ def _az_filesystem(settings: Settings) -> AbstractFileSystem:
 def _https_filesystem(uri: BlobHttpsUri, settings: Settings | None) -> AbstractFileSystem:
     if uri.sas:
         return _sas_filesystem(uri.endpoint, uri.sas)
-    resolved = _settings(settings)
+    resolved = default_settings(settings)
     if resolved.azure_storage_connection_string is not None:
         connection_string = resolved.azure_storage_connection_string.get_secret_value()
         named = _connection_string_value(connection_string, "AccountName")
@@ -312,16 +324,29 @@ class _AsyncCredential:
 
 
 def install_log_redaction() -> None:
-    """Attach a RedactingFilter to every azure/adlfs/fsspec/aiohttp/urllib3/msal/physai logger."""
-    manager = logging.Logger.manager
+    """Redact every log record of the azure/adlfs/fsspec/aiohttp/urllib3/msal loggers.
+
+    Installed once as a log-record factory (chained to the previous one), so records are cleaned
+    where they are made, before any logger filter or handler (pytest's caplog included) sees
+    them, and loggers created later are covered too.
+    """
+    global _factory_installed
     with _redaction_lock:
-        names = [*REDACTED_LOGGER_ROOTS, *list(manager.loggerDict)]
-        for name in names:
-            if name.split(".", 1)[0] not in REDACTED_LOGGER_ROOTS:
-                continue
-            logger = logging.getLogger(name)
-            if _redacting_filter not in logger.filters:
-                logger.addFilter(_redacting_filter)
+        if _factory_installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if record.name.split(".", 1)[0] in REDACTED_LOGGER_ROOTS:
+                try:
+                    _redacting_filter.filter(record)
+                except Exception:  # a record whose arguments do not format: drop its text
+                    record.msg, record.args = "(unformattable log record dropped)", None
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
 
 
 def _error_text(exc: BaseException) -> str:
@@ -436,7 +461,7 @@ def write_bytes_at(location: Location, data: bytes) -> None:
     local = location.local_path
     if local is not None:
         local.parent.mkdir(parents=True, exist_ok=True)
-        part = local.with_name(f".{local.name}{PART_SUFFIX}")
+        part = local.with_name(f".{local.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
         try:
             with part.open("wb") as handle:
                 handle.write(data)

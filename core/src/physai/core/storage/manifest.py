@@ -25,10 +25,10 @@ from physai.core.errors import NotFoundError, StorageError
 from physai.core.storage.filesystems import (
     CHUNK_SIZE,
     Location,
-    write_bytes_at,
     list_files,
     resolve,
     storage_errors,
+    write_bytes_at,
 )
 
 if TYPE_CHECKING:
@@ -75,9 +75,7 @@ def hash_file(location: Location, on_bytes: Callable[[int], None] | None = None)
     return FileEntry(digest.hexdigest(), size)
 
 
-def compute_manifest(
-    url: str, settings: Settings | None = None, *, workers: int = 4
-) -> Manifest:
+def compute_manifest(url: str, settings: Settings | None = None, *, workers: int = 4) -> Manifest:
     """{relative path: FileEntry} for every data file under `url` (hashed concurrently)."""
     root = resolve(url, settings)
     names = [name for name in list_files(root) if name != MANIFEST_NAME]
@@ -193,8 +191,9 @@ def verify_manifest(
         if entry.sha256 != manifest[name].sha256:
             problems.append(
                 ManifestProblem(
-                    "sha256", name, f"manifest {manifest[name].sha256[:12]}…, found "
-                    f"{entry.sha256[:12]}…"
+                    "sha256",
+                    name,
+                    f"manifest {manifest[name].sha256[:12]}…, found {entry.sha256[:12]}…",
                 )
             )
     return sorted(problems, key=lambda p: (p.path, p.kind))

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from physai.core.testing.services import free_port, port_answers, run_service
 
 if TYPE_CHECKING:
     from physai.core.settings import Settings
@@ -154,28 +154,6 @@ def _npx_has_azurite(npx: str) -> bool:
     return probe.returncode == 0
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
 @contextmanager
 def start_azurite(
     location: Path | None = None,
@@ -189,7 +167,7 @@ def start_azurite(
         root = location or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
         log_path = root / "azurite.log"
-        port = _free_port(host)
+        port = free_port(host)
         args = [
             *command,
             "--blobHost", host,
@@ -200,32 +178,15 @@ def start_azurite(
             "--loose",
             "--disableTelemetry",
         ]  # fmt: skip
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        try:
-            deadline = time.monotonic() + timeout
-            while not _port_answers(host, port):
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"Azurite exited with code {proc.returncode} before answering on "
-                        f"{host}:{port}; log tail:\n{_tail(log_path)}"
-                    )
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"Azurite did not answer on {host}:{port} within {timeout:.0f} s; "
-                        f"log tail:\n{_tail(log_path)}"
-                    )
-                time.sleep(0.1)
+        with run_service(
+            "Azurite",
+            args,
+            ready=lambda: port_answers(host, port),
+            log_path=log_path,
+            timeout_s=timeout,
+            poll_s=0.1,
+        ):
             yield Azurite(host=host, port=port, location=root)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
