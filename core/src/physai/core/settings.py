@@ -231,3 +231,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
     finally:
         _file_values.reset(token)
+
+
+def settings_or_default(settings: Settings | None) -> Settings:
+    """`settings` when given, else `load_settings()`: what every API's `settings=None` means."""
+    return settings if settings is not None else load_settings()
