@@ -30,7 +30,8 @@ import csv, json, pathlib, sys
 rows = list(csv.DictReader(open(pathlib.Path(sys.argv[1]) / "episodes.csv")))
 lengths = [int(r["length"]) for r in rows]
 out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
-(out / "stats.json").write_text(json.dumps({"episodes": len(rows), "mean_length": sum(lengths) / len(rows)}))
+stats = {"episodes": len(rows), "mean_length": sum(lengths) / len(rows)}
+(out / "stats.json").write_text(json.dumps(stats))
 """
 FIT = """
 import json, pathlib, sys

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -286,3 +287,31 @@ def test_module_import_does_not_import_azure() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_submit_checks_the_workspace_once_before_rendering(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import physai.core.auth
+
+    with pytest.raises(ConfigError, match="azure_workspace_name"):  # not the render's UserError
+        azureml.submit(_train(image=None), settings)
+
+    created: list[tuple[Any, str]] = []
+    purposes: list[str] = []
+
+    class Jobs:
+        def create_or_update(self, job: Any, experiment_name: str) -> Any:
+            created.append((job, experiment_name))
+            return SimpleNamespace(name="aml-1", status="Queued", studio_url="https://studio/x")
+
+    def fake_client(settings: Settings, purpose: str) -> Any:
+        purposes.append(purpose)
+        return SimpleNamespace(jobs=Jobs())
+
+    monkeypatch.setattr(physai.core.auth, "ml_client", fake_client)
+    answer = azureml.submit(_train(), settings, experiment="exp")
+    assert answer == azureml.AzureMLSubmission("aml-1", "Queued", "https://studio/x")
+    assert purposes == ["AzureML submission"]
+    ((job, experiment),) = created
+    assert experiment == "exp" and job.display_name == "train-pick"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,6 +23,7 @@ from physai.core.jobs import (
     LocalRunner,
     RunSummary,
     fan_out,
+    local,
     run_dag,
     run_job,
     run_many,
@@ -26,6 +31,7 @@ from physai.core.jobs import (
 from physai.core.settings import Settings
 
 PY = sys.executable
+TRUE = shutil.which("true") or "/bin/true"
 
 
 @pytest.fixture
@@ -318,3 +324,90 @@ def test_an_unexpected_error_fails_that_job_only(settings: Settings, tmp_path: P
     assert summary.jobs["writes"].status == "failed"
     assert "internal error" in (summary.jobs["writes"].reason or "")
     assert summary.jobs["fine"].status == "succeeded"
+
+
+def test_stop_waits_on_the_processes_not_a_sleep_loop(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"_stop polled with sleep({seconds})")
+
+    monkeypatch.setattr(local, "time", SimpleNamespace(monotonic=time.monotonic, sleep=no_sleep))
+    ready = "print('ready', flush=True); import time; time.sleep(60)"
+    ignore = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); " + ready
+    procs = [
+        subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
+        for code in (ready, ignore)
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == b"ready\n"
+    runner = LocalRunner(settings, grace_s=0.5)
+    t0 = time.monotonic()
+    runner._stop(procs)
+    elapsed = time.monotonic() - t0
+    assert [p.returncode for p in procs] == [-signal.SIGTERM, -signal.SIGKILL]
+    assert 0.45 < elapsed < 5  # SIGKILL came after the grace period, not before
+    for p in procs:
+        assert p.stdout is not None
+        p.stdout.close()
+
+
+def test_summary_writes_are_bounded_for_big_fan_outs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[str] = []
+    real_write = RunSummary.write
+
+    def counted(self: RunSummary) -> Path:
+        writes.append(self.status)
+        return real_write(self)
+
+    monkeypatch.setattr(RunSummary, "write", counted)
+    seen_on_first: list[RunSummary] = []
+
+    def first(result: object) -> None:
+        if not seen_on_first:  # crash-safe: the first finished job is on disk at once
+            seen_on_first.append(RunSummary.read(runner.run_dir))
+
+    shards = fan_out(JobSpec(name="tick", command=[TRUE]), 150)
+    runner = LocalRunner(settings, max_workers=8, poll_s=0.005, on_result=first)
+    summary = runner.run(shards)
+    assert summary.ok and len(summary.jobs) == 150
+    assert seen_on_first[0].status == "running" and len(seen_on_first[0].jobs) >= 1
+    # Rewriting after each job was 151 writes of a growing file (O(n^2) for big fan-outs); now it
+    # is the first job, at most one per interval, and the final one.
+    assert writes[-1] == "succeeded" and writes.count("succeeded") == 1
+    assert len(writes) <= 3 + summary.duration_s / 0.5  # the default interval: 0.5 s
+    assert len(writes) < 150 / 4
+    on_disk = RunSummary.read(runner.run_dir)
+    assert on_disk.status == "succeeded" and list(on_disk.jobs) == list(summary.jobs)
+    assert not (runner.run_dir / "summary.json.tmp").exists()
+
+
+def test_summary_catches_up_while_a_long_job_runs(settings: Settings, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    waiter = py(
+        "waiter",
+        "import os, sys, time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.02)",
+        command_tail=[str(release)],
+    )
+    quick = [py(f"quick-{i}", "pass") for i in range(4)]
+    runner = LocalRunner(settings, max_workers=5)
+    thread = threading.Thread(target=runner.run, args=([waiter, *quick],))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert time.monotonic() < deadline, "summary.json never listed the finished jobs"
+            try:
+                on_disk = RunSummary.read(runner.run_dir)
+            except (FileNotFoundError, ValueError):
+                on_disk = None
+            if on_disk is not None and len(on_disk.jobs) == 4:
+                break
+            time.sleep(0.05)
+        assert on_disk.status == "running" and "waiter" not in on_disk.jobs
+    finally:
+        release.touch()
+        thread.join(20)
+    assert RunSummary.read(runner.run_dir).status == "succeeded"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from physai.core.errors import UserError
 from physai.core.jobs import JobDag, JobSpec, as_dag, fan_out, load_spec
+from physai.core.jobs import dag as dag_module
+from physai.core.jobs.dag import Producer
 from physai.core.jobs.spec import canonical, placeholders, substitute
+from physai.core.uris import BlobHttpsUri
 
 TRAIN = """
 name: train
@@ -192,3 +196,66 @@ def test_fan_out_shards_get_index_env_and_distinct_outputs() -> None:
     assert [s.env["SEED"] for s in seeds] == ["1", "2"]
     with pytest.raises(UserError, match="at least one shard"):
         fan_out(spec, 0)
+
+
+SAS = "sv=2022-11-02&sp=rw&sig=abc%2Fdef"
+BLOB = "https://acct.blob.core.windows.net/cont"
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind", "shard_1"),
+    [
+        # A SAS query stays last: appending after it would corrupt the signature.
+        (f"{BLOB}/out?{SAS}", "folder", f"{BLOB}/out/shard-1?{SAS}"),
+        (f"{BLOB}/out/?{SAS}", "folder", f"{BLOB}/out/shard-1?{SAS}"),
+        (f"{BLOB}/out/m.pt?sv=1&sig=a/b", "file", f"{BLOB}/out/shard-1/m.pt?sv=1&sig=a/b"),
+        (f"{BLOB}/out/m.pt", "file", f"{BLOB}/out/shard-1/m.pt"),
+        ("az://models/pick/", "folder", "az://models/pick/shard-1"),
+        ("az://models/pick/m.pt", "file", "az://models/pick/shard-1/m.pt"),
+        ("memory://m.pt", "file", "memory://shard-1/m.pt"),
+        ("out", "folder", "out/shard-1"),
+        ("/tmp/out/", "folder", "/tmp/out/shard-1"),
+        ("m.pt", "file", "shard-1/m.pt"),
+        ("/m.pt", "file", "/shard-1/m.pt"),  # stays absolute
+        ("file:///m.pt", "file", "file:///shard-1/m.pt"),
+    ],
+)
+def test_fan_out_shard_urls_keep_the_sas_last(uri: str, kind: str, shard_1: str) -> None:
+    spec = JobSpec(name="s", command=["x"], outputs={"o": {"uri": uri, "type": kind}})  # type: ignore[dict-item]
+    out = fan_out(spec, 2)[1].outputs["o"]
+    assert out.uri == shard_1
+    assert out.type == kind
+    parsed = out.parsed()
+    if isinstance(parsed, BlobHttpsUri):
+        assert parsed.sas == (uri.partition("?")[2] or None)  # the signature is intact
+
+
+def test_dag_lookups_do_not_scan_or_reparse(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = JobSpec(name="s", command=["x"])
+    jobs = [base.model_copy(update={"name": f"s-{i}"}) for i in range(10_000)]
+    dag = JobDag.of("big", jobs)
+    t0 = time.perf_counter()
+    for job in jobs:
+        assert dag.job(job.name) is job
+    # A dict lookup takes ~1 us; scanning the list took ~2 s for these 10,000 lookups.
+    assert time.perf_counter() - t0 < 0.5
+    with pytest.raises(KeyError):
+        dag.job("ghost")
+
+    pipe = JobDag(
+        name="pipe",
+        jobs=[
+            _job("prep", outputs={"d": "az://data/prep/"}),
+            _job("train", inputs={"d": "az://data/prep", "x": "hf://o/n@0123456"}),
+        ],
+    )
+    calls: list[str] = []
+    real = dag_module.parse_uri
+    monkeypatch.setattr(dag_module, "parse_uri", lambda u: calls.append(u) or real(u))
+    train = pipe.job("train")
+    assert pipe.producer(train.inputs["d"].uri) == Producer(job="prep", output="d")
+    assert pipe.producer(train.inputs["x"].uri) is None
+    assert calls == []  # the DAG's own URIs were parsed once, when it was built
+    assert pipe.producer("az://data/prep") is not None and pipe.producer(None) is None
+    assert pipe.producer("abfs://data/prep") == Producer(job="prep", output="d")  # new: parsed
+    assert calls == ["abfs://data/prep"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import sqlite3
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from physai.core import registry
 from physai.core.errors import ConfigError, NotFoundError, StorageError, UserError
 from physai.core.registry import (
     ALIAS_TAG_PREFIX,
@@ -26,7 +31,7 @@ from physai.core.registry import (
     set_alias,
 )
 from physai.core.settings import Settings
-from physai.core.tracking import Lineage, Tracker, mlflow_client
+from physai.core.tracking import Lineage, Tracker, TrackingError, mlflow_client, tracking_uri
 
 SHA = "b" * 64
 LINEAGE = {
@@ -71,6 +76,30 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 def _name(prefix: str = "policy") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _own_store(tmp_path: Path) -> Settings:
+    """A fresh sqlite store for a test that alters it (its tables created)."""
+    settings = Settings(home=tmp_path / ".physai")
+    mlflow_client(settings).search_experiments()
+    return settings
+
+
+def _run_sql(settings: Settings, script: str) -> None:
+    """Run SQL on the store's sqlite database itself (triggers make the real store fail)."""
+    db = sqlite3.connect(tracking_uri(settings).removeprefix("sqlite:///"))
+    try:
+        db.executescript(script)
+    finally:
+        db.close()
+
+
+def _assert_no_secret(exc: BaseException) -> None:
+    """The error text arrives redacted, and no exception in the chain holds the secret."""
+    assert "sig=***" in str(exc)  # the underlying message is kept...
+    assert "SECRET" not in str(exc)  # ...redacted
+    assert exc.__cause__ is None
+    assert "SECRET" not in "".join(traceback.format_exception(exc))
 
 
 def _two_versions_alias_resolve_download(settings: Settings, tmp_path: Path) -> None:
@@ -232,6 +261,66 @@ def test_download_is_all_or_nothing(local_settings: Settings, tmp_path: Path) ->
     assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == []
 
 
+def test_hash_files_is_the_sha256_of_each_model_file(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path, 11)
+    (model / "manifest.json").write_text("{}")  # a model file like any other here
+    (model / LINEAGE_FILE).write_text("{}")  # replaced at registration: not hashed
+    expected = {
+        rel: hashlib.sha256(data).hexdigest()
+        for rel, data in _files(model).items()
+        if rel != LINEAGE_FILE
+    }
+    assert set(expected) == {"config.json", "manifest.json", "onnx/policy.onnx"}
+    assert hash_files(model) == expected
+
+
+def test_store_errors_carry_no_secret(tmp_path: Path) -> None:
+    settings = _own_store(tmp_path)
+    name = _name()
+    register_model(_model_dir(tmp_path, 12), name, {}, settings=settings)
+    client = mlflow_client(settings)
+    gone = f"file://{tmp_path}/gone/model?sv=1&sig=SECRET"  # a source URL with a SAS
+    assert int(client.create_model_version(name, source=gone).version) == 2
+    _run_sql(
+        settings,
+        "CREATE TRIGGER refuse_alias BEFORE INSERT ON registered_model_aliases BEGIN "
+        "SELECT RAISE(ABORT, 'denied https://acct.blob.core.windows.net/c/x?sv=1&sig=SECRET'); "
+        "END;"
+        # A store failure other than a constraint (no such table), naming the secret.
+        "CREATE TRIGGER refuse_version BEFORE INSERT ON model_versions BEGIN "
+        'INSERT INTO "denied?sv=1&sig=SECRET" VALUES (1); END;',
+    )
+    with pytest.raises(TrackingError, match="setting alias") as info:
+        set_alias(name, "production", 1, settings=settings)
+    _assert_no_secret(info.value)
+    with pytest.raises(TrackingError, match="creating a version") as info:
+        register_model(_model_dir(tmp_path, 13), name, {}, settings=settings)
+    _assert_no_secret(info.value)
+    with pytest.raises(StorageError, match=f"downloading models:/{name}/2 failed") as info:
+        download_model(f"models:/{name}/2", tmp_path / "dl", settings=settings)
+    _assert_no_secret(info.value)
+    assert not (tmp_path / "dl").exists()
+
+
+def test_a_failing_run_end_does_not_hide_the_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _own_store(tmp_path)
+    _run_sql(
+        settings,
+        "CREATE TRIGGER refuse_version BEFORE INSERT ON model_versions BEGIN "
+        "SELECT RAISE(ABORT, 'no versions today'); END;"
+        "CREATE TRIGGER refuse_end BEFORE UPDATE ON runs WHEN NEW.status = 'FAILED' BEGIN "
+        "SELECT RAISE(ABORT, 'cannot end runs either'); END;",
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="physai"),
+        pytest.raises(TrackingError, match="creating a version of model"),
+    ):
+        register_model(_model_dir(tmp_path, 14), _name(), {}, settings=settings)
+    assert "cannot end runs either" in caplog.text
+
+
 def test_lineage_json_in_model_dir_is_replaced_not_modified(
     local_settings: Settings, tmp_path: Path
 ) -> None:
@@ -304,6 +393,85 @@ def test_azureml_model_entity_validates_and_round_trips_yaml(tmp_path: Path) -> 
 
     auto = build_azureml_model(model, "reacher-ppo", {}, staging_dir=tmp_path / "s2")
     assert auto.version is None  # AzureML assigns the next version
+
+
+class _FakeAzureModels:
+    """Stands in for `MLClient.models` (the Azure SDK; no workspace is reachable here)."""
+
+    def __init__(self) -> None:
+        self.sent_lineage: dict[str, Any] = {}
+
+    def create_or_update(self, entity: Any) -> Any:
+        self.sent_lineage = json.loads((Path(str(entity.path)) / LINEAGE_FILE).read_text())
+        entity.version = "4"
+        return entity
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
+        from azure.ai.ml.entities import Model
+
+        return Model(name=name, version=version or "1", path="azureml://datastores/x/paths/m")
+
+    def download(self, name: str, version: str, download_path: str) -> None:
+        from azure.core.exceptions import ServiceRequestError
+
+        raise ServiceRequestError(
+            "HTTPSConnectionPool(host='acct.blob.core.windows.net', port=443): Max retries "
+            "exceeded with url: /c/m/policy.onnx?sv=2024&sig=SECRET"
+        )
+
+
+class _FakeMLClient:
+    def __init__(self) -> None:
+        self.models = _FakeAzureModels()
+
+
+@no_marshmallow_warnings
+def test_register_azureml_model_returns_the_recorded_lineage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeMLClient()
+    monkeypatch.setattr(registry, "azureml_ml_client", lambda settings: fake)
+    settings = Settings(profile="azure", home=tmp_path / ".physai")
+    model = _model_dir(tmp_path, 15)
+    registered = register_model(model, "reacher-ppo", LINEAGE, settings=settings, run_id="run-9")
+    assert (registered.backend, registered.version, registered.run_id) == ("azureml", 4, "run-9")
+    assert registered.lineage.files == hash_files(model)
+    assert registered.lineage.to_json_dict() == fake.models.sent_lineage  # what was uploaded
+
+
+@no_marshmallow_warnings
+def test_azureml_download_error_carries_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "azureml_ml_client", lambda settings: _FakeMLClient())
+    settings = Settings(profile="azure", home=tmp_path / ".physai")
+    with pytest.raises(StorageError, match="downloading azureml:policy:3 failed") as info:
+        download_model("azureml:policy:3", tmp_path / "dl", settings=settings)
+    _assert_no_secret(info.value)
+    assert not (tmp_path / "dl").exists()
+
+
+class _FailingUploads(_FakeAzureModels):
+    def create_or_update(self, entity: Any) -> Any:
+        from azure.core.exceptions import HttpResponseError
+
+        raise HttpResponseError(
+            "Upload to https://acct.blob.core.windows.net/c/m/policy.onnx?sv=2024&sig=SECRET "
+            "failed: 403 AuthorizationFailure"
+        )
+
+
+@no_marshmallow_warnings
+def test_azureml_upload_error_carries_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeMLClient()
+    fake.models = _FailingUploads()
+    monkeypatch.setattr(registry, "azureml_ml_client", lambda settings: fake)
+    settings = Settings(profile="azure", home=tmp_path / ".physai")
+    with pytest.raises(StorageError, match="saving AzureML model 'reacher-ppo' failed") as info:
+        register_model(_model_dir(tmp_path, 3), "reacher-ppo", LINEAGE, settings=settings)
+    _assert_no_secret(info.value)
 
 
 @no_marshmallow_warnings

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import importlib
 import json
 import logging
 import os
@@ -11,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,6 +211,9 @@ def test_helpers_round_trip(backend: str, tmp_path: Path) -> None:
     assert not exists(join_url(root, "nope"))
     assert ls(root) == ["a.txt", "d"]
     assert walk_files(root) == ["a.txt", "d/e/b.bin"]
+    assert walk_files(join_url(root, "nope")) == []
+    with pytest.raises(StorageError, match="is a file"):
+        walk_files(join_url(root, "a.txt"))
     with pytest.raises(NotFoundError, match="does not exist"):
         read_bytes(join_url(root, "nope"))
     with pytest.raises(StorageError, match="recursive=True"):
@@ -284,6 +291,35 @@ def test_manifest_is_streamed_in_chunks(tmp_path: Path, monkeypatch: pytest.Monk
     assert entry.size == 10_500 and max(reads) == 1000 and len(reads) == 11
 
 
+def test_manifest_first_error_cancels_the_queued_hashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import physai.core.storage.manifest as manifest_module
+
+    root = tmp_path / "ds"
+    _tree(root, files=20)
+    names = walk_files(str(root))  # the order the files are submitted in
+    real = manifest_module.hash_file
+    hashed: list[str] = []
+
+    def spy(location, on_bytes=None):  # type: ignore[no-untyped-def]
+        relative = location.path.removeprefix(f"{root}/")
+        hashed.append(relative)
+        if relative == names[0]:
+            time.sleep(0.3)  # a big file, still being hashed when the next one fails
+        elif relative == names[1]:
+            (root / relative).unlink()  # deleted since it was listed: a real NotFoundError
+        else:
+            time.sleep(0.02)
+        return real(location, on_bytes)
+
+    monkeypatch.setattr(manifest_module, "hash_file", spy)
+    with pytest.raises(NotFoundError, match=names[1]):
+        write_manifest(str(root), workers=2)
+    assert len(hashed) <= 4, f"{len(hashed)} of {len(names)} files hashed after the error"
+    assert not (root / MANIFEST_NAME).exists()
+
+
 def test_verify_without_manifest_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="write_manifest"):
         verify_manifest(str(tmp_path))
@@ -342,6 +378,113 @@ def test_publish_overwrite_replaces_local(tmp_path: Path) -> None:
         staging.write_text("new.txt", "new")
     assert walk_files(str(dest)) == ["manifest.json", "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v1"]
+
+
+@pytest.mark.parametrize("backend", ["local", "memory"])
+def test_publish_marker_counts_come_from_the_manifest(backend: str, tmp_path: Path) -> None:
+    parent = str(tmp_path) if backend == "local" else _memory_url()
+    for manifest in (True, False):
+        dest = join_url(parent, f"m{int(manifest)}")
+        with publish(dest, manifest=manifest) as staging:
+            staging.write_text("a.txt", "aaa")
+            staging.write_text("b/c.txt", "cc")
+        info = require_published(dest)
+        assert info["files"] == 2 and info["bytes"] == 5
+        if manifest:
+            document = read_bytes(join_url(dest, MANIFEST_NAME))
+            assert info["manifest_sha256"] == hashlib.sha256(document).hexdigest()
+            assert verify_manifest(dest) == []
+        else:
+            assert info["manifest_sha256"] is None and not exists(join_url(dest, MANIFEST_NAME))
+
+
+def test_publish_local_overwrite_restores_the_old_version_if_the_swap_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "v1"
+    with publish(str(dest)) as staging:
+        staging.write_text("old.txt", "old")
+    real_rename = os.rename
+
+    def rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        name = Path(src).name
+        if name.startswith(".v1.staging-") and not name.endswith("-old"):
+            raise OSError(errno.EIO, "Input/output error")  # the new version cannot move in
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with (
+        pytest.raises(StorageError, match="cannot commit"),
+        publish(str(dest), overwrite=True) as staging,
+    ):
+        staging.write_text("new.txt", "new")
+    monkeypatch.undo()
+    assert walk_files(str(dest)) == ["manifest.json", "old.txt"]
+    assert exists_published(str(dest)) and verify_manifest(str(dest)) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1"]  # no staging, nothing aside
+
+
+def test_publish_object_store_failed_overwrite_keeps_the_old_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish_module = importlib.import_module("physai.core.storage.publish")  # not the function
+
+    parent = _memory_url()
+    dest = join_url(parent, "v1")
+    with publish(dest) as staging:
+        staging.write_text("a.txt", "old a")
+        staging.write_text("b.txt", "old b")
+
+    def failing_copy(fs: object, source: str, target: str) -> None:
+        raise OSError(errno.EIO, "copy failed")
+
+    def overwrite() -> None:
+        with publish(dest, overwrite=True) as staging:
+            staging.write_text("a.txt", "new a")
+            staging.write_text("c.txt", "new c")
+
+    monkeypatch.setattr(publish_module, "server_side_copy", failing_copy)
+    with pytest.raises(StorageError, match="copy failed"):
+        overwrite()
+    monkeypatch.undo()
+    assert not exists_published(dest)  # unpublished, but the old files were not deleted
+    assert read_text(join_url(dest, "a.txt")) == "old a"
+    assert read_text(join_url(dest, "b.txt")) == "old b"
+    assert ls(parent) == ["v1"]  # staging deleted
+    with publish(dest, overwrite=True) as staging:
+        staging.write_text("c.txt", "c")
+    assert walk_files(dest) == ["c.txt", "manifest.json"] and exists_published(dest)
+
+
+def test_publish_object_store_first_copy_error_cancels_the_queued_copies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish_module = importlib.import_module("physai.core.storage.publish")  # not the function
+
+    dest = join_url(_memory_url(), "v1")
+    real = publish_module.server_side_copy
+    copied: list[str] = []
+
+    def copy(fs: Any, source: str, target: str) -> None:
+        copied.append(target)
+        if len(copied) == 1:
+            time.sleep(0.3)  # a big file, still copying when the next one fails
+        elif len(copied) == 2:
+            fs.rm_file(source)  # a real failure: the staged file is gone
+        else:
+            time.sleep(0.02)
+        real(fs, source, target)
+
+    def publish_20() -> None:
+        with publish(dest, workers=2) as staging:
+            for i in range(20):
+                staging.write_bytes(f"f{i:02d}.bin", b"x" * 10)
+
+    monkeypatch.setattr(publish_module, "server_side_copy", copy)
+    with pytest.raises(NotFoundError):
+        publish_20()
+    assert len(copied) <= 4, f"{len(copied)} of 21 files copied after the error"
+    assert not exists(dest) and not exists_published(dest)
 
 
 def test_publish_object_store_marker_semantics() -> None:
@@ -488,6 +631,73 @@ def test_copy_tree_refuses_a_source_that_contradicts_its_manifest(tmp_path: Path
     assert not (dst / "f000.bin").exists()
     assert (dst / "sub1/f001.bin").exists()
     assert not [p for p in dst.rglob("*") if p.name.endswith(".physai-part")]
+
+
+def test_copy_tree_interrupt_cancels_the_queued_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import physai.core.storage.copy as copy_module
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    content = _tree(src, files=12)
+    settings = load_settings(home=str(tmp_path / "home"))
+    real = copy_module._copy_one
+    started: list[str] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        started.append(args[0].display)
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    def interrupt(self: object, name: str, entry: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the main thread journals the first file
+
+    monkeypatch.setattr(copy_module, "_copy_one", slow)
+    monkeypatch.setattr(copy_module._Journal, "record", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        copy_tree(str(src), str(dst), settings, workers=1, progress=False)
+    assert len(started) <= 3, f"{len(started)} of 12 copies ran after the interrupt"
+    monkeypatch.undo()
+    assert _journal_entries(tmp_path / "home") == set()
+    report = copy_tree(str(src), str(dst), settings, progress=False)
+    assert sorted(report.copied) == sorted(content)
+    assert not [p for p in dst.rglob("*") if p.name.endswith(".physai-part")]
+
+
+def test_copy_tree_names_the_destination_when_writing_fails(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _tree(src, files=3)
+    (dst / "sub1").parent.mkdir(parents=True)
+    (dst / "sub1").write_text("a file where a directory must go")
+    settings = load_settings(home=str(tmp_path / "home"))
+    with pytest.raises(StorageError, match=r"1 of 3 file\(s\)") as failed:
+        copy_tree(str(src), str(dst), settings, progress=False)
+    message = failed.value.message
+    assert f"cannot write {dst / 'sub1' / 'f001.bin'}" in message
+    assert "cannot read" not in message
+
+
+def test_copy_tree_local_temporaries_are_unique_and_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    content = _tree(src, files=3)
+    foreign = dst / ".f000.bin.physai-part"  # another writer's temporary, with the plain name
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"in progress elsewhere")
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    settings = load_settings(home=str(tmp_path / "home"))
+    copy_tree(str(src), str(dst), settings, progress=False)
+    assert len(synced) >= len(content)  # every file fsynced before its rename
+    assert foreign.read_bytes() == b"in progress elsewhere"
+    assert {n: (dst / n).read_bytes() for n in content} == content
 
 
 def test_copy_tree_memory_and_missing_source(tmp_path: Path) -> None:

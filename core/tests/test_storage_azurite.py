@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import importlib
 import json
 import logging
 import os
@@ -132,6 +134,43 @@ def test_sas_url_is_used_and_never_shown(azurite: Azurite, container: str, tmp_p
     assert read_text(f"az://{container}/x/a.txt", azurite.settings(home=str(tmp_path))) == "via sas"
 
 
+def test_sas_connection_string_serves_only_its_own_endpoint(
+    azurite: Azurite, container: str, tmp_path: Path
+) -> None:
+    from physai.core.logs import redact
+    from physai.core.settings import load_settings
+
+    sas = azurite.container_sas(container)
+    sig = parse_qs(sas)["sig"][0]
+    settings = load_settings(
+        home=str(tmp_path),
+        azure_storage_connection_string=(
+            f"BlobEndpoint={azurite.blob_endpoint};SharedAccessSignature={sas}"
+        ),
+    )
+    own = f"{azurite.blob_endpoint}/{container}/cs/a.txt"  # this account, no SAS in the URL
+    write_text(own, "via the connection string", settings)
+    assert read_text(own, settings) == "via the connection string"
+    assert sig not in redact(f"token {sig}")  # its SAS was registered as a secret
+    # Another account's URL must not be sent to the connection string's endpoint.
+    fs, path = open_fs(f"https://otheraccount.blob.core.windows.net/{container}/cs", settings)
+    assert fs.service_client.url.startswith("https://otheraccount.blob.core.windows.net/")
+    assert path == f"{container}/cs"
+
+
+def test_listing_a_blob_or_nothing(settings: Settings, container: str, tmp_path: Path) -> None:
+    root = f"az://{container}/l"
+    write_text(f"{root}/a.txt", "a", settings)
+    assert walk_files(f"{root}/nope", settings) == []
+    assert walk_files("az://nosuchcontainer/x", settings) == []
+    with pytest.raises(StorageError, match="is a file"):
+        walk_files(f"{root}/a.txt", settings)
+    with pytest.raises(UserError, match="is a file"):
+        copy_tree(f"{root}/a.txt", str(tmp_path / "x"), settings, progress=False)
+    with pytest.raises(NotFoundError, match="does not exist"):
+        copy_tree(f"{root}/nope", str(tmp_path / "x"), settings, progress=False)
+
+
 # -- publish ----------------------------------------------------------------------------------
 
 
@@ -167,6 +206,38 @@ def test_publish_blob_failure_leaves_nothing(settings: Settings, container: str)
         failing_publish()
     assert not exists(dest, settings) and not exists_published(dest, settings)
     assert ls(f"az://{container}", settings) == []  # the staging prefix is gone too
+
+
+def test_publish_blob_failed_overwrite_keeps_the_old_files(
+    settings: Settings, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_module = importlib.import_module("physai.core.storage.publish")  # not the function
+    dest = f"az://{container}/models/v1"
+    with publish(dest, settings) as staging:
+        staging.write_text("a.txt", "old a")
+        staging.write_text("b.txt", "old b")
+    real = publish_module.server_side_copy
+
+    def copy(fs: object, source: str, target: str) -> None:
+        if target.endswith("/c.txt"):
+            raise OSError(errno.EIO, "copy failed")
+        real(fs, source, target)
+
+    def overwrite() -> None:
+        with publish(dest, settings, overwrite=True, workers=1) as staging:
+            staging.write_text("a.txt", "new a")
+            staging.write_text("c.txt", "new c")
+
+    monkeypatch.setattr(publish_module, "server_side_copy", copy)
+    with pytest.raises(StorageError, match="copy failed"):
+        overwrite()
+    monkeypatch.undo()
+    assert not exists_published(dest, settings)
+    assert read_text(f"{dest}/b.txt", settings) == "old b"  # not deleted before the copy
+    assert ls(f"az://{container}/models", settings) == ["v1"]  # staging deleted
+    overwrite()
+    assert exists_published(dest, settings) and verify_manifest(dest, settings) == []
+    assert walk_files(dest, settings) == ["a.txt", "c.txt", MANIFEST_NAME]  # b.txt removed
 
 
 def test_publish_through_a_sas_url(azurite: Azurite, container: str, tmp_path: Path) -> None:
@@ -222,6 +293,20 @@ def test_copy_local_to_blob_resumes_after_kill_and_round_trips(
     copy_tree(sas_dst, str(local), settings, workers=2, progress=False)
     assert verify_manifest(str(local)) == []
     assert {n: (local / n).read_bytes() for n in content} == content
+
+
+def test_copy_to_a_read_only_sas_names_the_destination(
+    azurite: Azurite, settings: Settings, container: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    _tree(src, files=2)
+    dst = azurite.sas_url(container, "ro", permission="rl")
+    with pytest.raises(StorageError, match="AuthorizationPermissionMismatch") as failed:
+        copy_tree(str(src), dst, settings, progress=False)
+    message = failed.value.message
+    assert f"cannot write {azurite.blob_endpoint}/{container}/ro/" in message
+    assert "cannot read" not in message
+    assert walk_files(dst) == []
 
 
 # -- secrets ----------------------------------------------------------------------------------

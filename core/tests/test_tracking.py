@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
+import sys
+import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from physai.core.errors import ConfigError, UserError
+from physai.core.errors import ConfigError, MissingDependencyError, UserError
 from physai.core.settings import Settings, load_settings
 from physai.core.tracking import (
     LINEAGE_PREFIX,
@@ -90,6 +94,34 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def _own_store(tmp_path: Path) -> Settings:
+    """A fresh sqlite store for a test that alters it (its tables created)."""
+    settings = Settings(home=tmp_path / ".physai")
+    mlflow_client(settings).search_experiments()
+    return settings
+
+
+def _run_sql(settings: Settings, script: str) -> None:
+    """Run SQL on the store's sqlite database itself (triggers make the real store fail)."""
+    db = sqlite3.connect(tracking_uri(settings).removeprefix("sqlite:///"))
+    try:
+        db.executescript(script)
+    finally:
+        db.close()
+
+
+def _assert_no_secret(exc: BaseException) -> None:
+    """The store's error text arrives redacted, and no exception in the chain holds the secret."""
+    assert "sig=***" in str(exc)  # the store's message is kept...
+    assert "SECRET" not in str(exc)  # ...redacted
+    assert exc.__cause__ is None
+    assert "SECRET" not in "".join(traceback.format_exception(exc))
+
+
+def _writer_threads() -> set[int]:
+    return {t.ident or 0 for t in threading.enumerate() if t.name == "physai-metrics"}
+
+
 # -- tracking URI ---------------------------------------------------------------------------------
 
 
@@ -121,6 +153,19 @@ def test_tracking_uri_azure_profile_builds_workspace_uri() -> None:
         "00000000-1111-2222-3333-444444444444/resourceGroups/rg-robots/providers/"
         "Microsoft.MachineLearningServices/workspaces/mlw-robots"
     )
+
+
+def test_azureml_uri_without_the_azureml_package_is_a_missing_dependency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "azureml.mlflow", raising=False)
+    monkeypatch.setitem(sys.modules, "azureml", None)  # as if the parent package were absent
+    uri = (
+        "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/s/resourceGroups/rg"
+        "/providers/Microsoft.MachineLearningServices/workspaces/ws"
+    )
+    with pytest.raises(MissingDependencyError, match="azureml-mlflow"):
+        mlflow_client(uri=uri)
 
 
 def test_tracking_uri_azure_profile_names_missing_settings() -> None:
@@ -192,6 +237,13 @@ def test_lineage_rejects_bad_digest_with_a_user_error() -> None:
         Lineage.coerce({"datasets": [{"uri": "az://datasets/x", "sha256": "not-a-digest"}]})
     with pytest.raises(UserError, match="lineage key"):
         Lineage.coerce({"extra": {"bad key%": 1}})
+
+
+def test_lineage_tags_are_validated_names_and_values() -> None:
+    with pytest.raises(UserError, match="8000"):
+        Lineage.coerce({"extra": {"notes": "x" * 8001}}).to_tags()
+    with pytest.raises(UserError, match="invalid tag name"):
+        Lineage.coerce({"extra": {"k" * 245: 1}}).to_tags()  # physai.extra.kkk… > 250
 
 
 def test_code_version_has_packages_and_env_commit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,11 +388,92 @@ def test_store_failure_surfaces_as_tracking_error(local_settings: Settings) -> N
         tracker.end()
 
 
+def test_bad_param_at_start_leaves_no_running_run_or_thread(local_settings: Settings) -> None:
+    threads = _writer_threads()
+    name = _unique("exp")
+    tracker = Tracker(local_settings)
+    with pytest.raises(UserError, match="invalid param name 'lr%'"):
+        tracker.start(name, params={"lr%": 0.1})
+    with pytest.raises(UserError, match="param 'notes' is 6001 characters long"):
+        tracker.start(name, params={"notes": "x" * 6001})
+    client = mlflow_client(local_settings)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    assert [r.info.status for r in runs if r.info.status == "RUNNING"] == []
+    assert _writer_threads() <= threads
+    with tracker.start(name, params={"lr": 0.1}):  # nothing was started: the tracker still works
+        pass
+    assert client.get_run(tracker.run_id).data.params == {"lr": "0.1"}
+
+
+def test_params_refused_by_the_store_at_start_end_the_run_failed(tmp_path: Path) -> None:
+    settings = _own_store(tmp_path)
+    _run_sql(
+        settings,
+        "CREATE TRIGGER refuse BEFORE INSERT ON params BEGIN "
+        "SELECT RAISE(ABORT, 'denied https://acct.blob.core.windows.net/c/x?sv=1&sig=SECRET'); "
+        "END;",
+    )
+    threads = _writer_threads()
+    name = _unique("exp")
+    with pytest.raises(TrackingError, match="logging params failed") as info:
+        Tracker(settings).start(name, params={"lr": 0.1})
+    _assert_no_secret(info.value)
+    client = mlflow_client(settings)
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert _writer_threads() <= threads
+
+
+def test_store_errors_carry_no_secret(tmp_path: Path) -> None:
+    settings = _own_store(tmp_path)
+    tracker = Tracker(settings).start(_unique("exp"))
+    _run_sql(
+        settings,
+        "CREATE TRIGGER refuse_metrics BEFORE INSERT ON metrics BEGIN "
+        "SELECT RAISE(ABORT, 'denied https://acct.blob.core.windows.net/c/x?sv=1&sig=SECRET'); "
+        "END;"
+        # A store failure other than a constraint (no such table), naming the secret.
+        "CREATE TRIGGER refuse_experiments BEFORE INSERT ON experiments BEGIN "
+        'INSERT INTO "denied?sv=1&sig=SECRET" VALUES (1); END;',
+    )
+    tracker.log_metric("train/loss", 1.0)
+    with pytest.raises(TrackingError, match="writing metrics") as info:
+        tracker.flush()
+    _assert_no_secret(info.value)
+    with pytest.raises(TrackingError) as info:
+        tracker.end()
+    _assert_no_secret(info.value)
+    with pytest.raises(TrackingError, match="cannot create experiment") as info:
+        ensure_experiment(mlflow_client(settings), _unique("exp"))
+    _assert_no_secret(info.value)
+
+
 def test_param_values_may_not_change(local_settings: Settings) -> None:
     with Tracker(local_settings).start(_unique("exp"), params={"lr": 0.1}) as tracker:
         tracker.log_params({"lr": 0.1})  # the same value again is fine
         with pytest.raises(UserError, match="cannot log params"):
             tracker.log_params({"lr": 0.2})
+
+
+def test_set_lineage_takes_a_single_dataset(local_settings: Settings) -> None:
+    client = mlflow_client(local_settings)
+    single: list[Any] = [
+        ("az://cont/ds", DatasetRef(uri="az://cont/ds")),
+        ({"uri": "az://cont/ds2", "sha256": SHA_A}, DatasetRef(uri="az://cont/ds2", sha256=SHA_A)),
+        (DatasetRef(uri="az://cont/ds3"), DatasetRef(uri="az://cont/ds3")),
+    ]
+    with Tracker(local_settings).start(_unique("exp")) as tracker:
+        for given, expected in single:
+            lineage = tracker.set_lineage(datasets=given)
+            assert lineage.datasets == (expected,)
+            tags = client.get_run(tracker.run_id).data.tags
+            assert tags["physai.dataset.count"] == "1"
+            assert tags["physai.dataset.0.uri"] == expected.uri
+        both = tracker.set_lineage({"datasets": "az://cont/a"}, datasets="az://cont/b")
+        assert [d.uri for d in both.datasets] == ["az://cont/a", "az://cont/b"]
 
 
 def test_tracker_needs_a_run_first(local_settings: Settings) -> None:

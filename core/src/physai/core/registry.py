@@ -21,7 +21,6 @@ in lineage.json and publishes the directory only once it is complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -41,12 +40,12 @@ from physai.core.errors import (
 )
 from physai.core.logs import get_logger, redact
 from physai.core.tracking import (
-    MAX_PARAMS_TAGS_PER_BATCH,
     Lineage,
     TrackingError,
     ensure_experiment,
     mlflow_client,
-    validate_name,
+    validate_tags,
+    write_tags,
 )
 
 if TYPE_CHECKING:
@@ -124,7 +123,9 @@ def register_model(
     lineage.json (datasets and their digests, run id, code version, file digests and any other
     key given) is stored beside the files and as `physai.*` tags. The model is created if new.
     """
-    settings = _settings(settings)
+    from physai.core.settings import settings_or_default
+
+    settings = settings_or_default(settings)
     if registry_backend(settings) == "azureml":
         return register_azureml_model(
             model_dir,
@@ -139,7 +140,7 @@ def register_model(
 
     source_dir = _check_model_dir(model_dir)
     _check_model_name(name)
-    user_tags = _user_tags(tags)
+    user_tags = validate_tags(tags or {})
     base = Lineage.coerce(lineage)
     if (source_dir / LINEAGE_FILE).exists():
         _log.warning("%s/%s is replaced by the lineage physai records", source_dir, LINEAGE_FILE)
@@ -166,7 +167,7 @@ def register_model(
             _write_lineage(lineage_file, record)
             client.log_artifact(run_id, str(lineage_file), artifact_path)
         if owns_run:
-            _set_run_tags(client, run_id, lineage_tags)
+            write_tags(client, run_id, lineage_tags)
         _ensure_registered_model(client, name)
         try:
             version = client.create_model_version(
@@ -177,13 +178,14 @@ def register_model(
                 description=description,
             )
         except MlflowException as exc:
+            # Unchained: the store's exception may carry secrets (a SAS in a URL).
             raise TrackingError(
-                f"creating a version of model {name!r} failed: {exc.message}"
-            ) from exc
+                f"creating a version of model {name!r} failed: {redact(exc.message)}"
+            ) from None
         status = "FINISHED"
     finally:
         if owns_run:
-            client.set_terminated(run_id, status=status)
+            _end_run(client, run_id, status)
     registered = RegisteredModel(
         name=name,
         version=int(version.version),
@@ -197,11 +199,12 @@ def register_model(
 
 def set_alias(name: str, alias: str, version: int, *, settings: Settings | None = None) -> None:
     """Point `models:/NAME@ALIAS` at `version` (moving the alias if another version had it)."""
+    from physai.core.settings import settings_or_default
     from physai.core.uris import parse_uri
 
     parse_uri(f"models:/{name}@{alias}")
     parse_uri(f"models:/{name}/{version}")
-    settings = _settings(settings)
+    settings = settings_or_default(settings)
     if registry_backend(settings) == "azureml":
         _azureml_set_alias(azureml_ml_client(settings), name, alias, int(version))
         return
@@ -212,9 +215,12 @@ def set_alias(name: str, alias: str, version: int, *, settings: Settings | None 
     try:
         client.set_registered_model_alias(name, alias, str(int(version)))
     except MlflowException as exc:
+        # Unchained: the store's exception may carry secrets (a SAS in a URL).
         if exc.error_code == "INVALID_PARAMETER_VALUE":
-            raise UserError(f"cannot set alias {alias!r}: {exc.message}") from None
-        raise TrackingError(f"setting alias {alias!r} on {name!r} failed: {exc.message}") from exc
+            raise UserError(f"cannot set alias {alias!r}: {redact(exc.message)}") from None
+        raise TrackingError(
+            f"setting alias {alias!r} on {name!r} failed: {redact(exc.message)}"
+        ) from None
 
 
 # -- resolve and download -------------------------------------------------------------------------
@@ -225,10 +231,11 @@ def resolve_model(uri: str, *, settings: Settings | None = None) -> ResolvedMode
 
     Raises NotFoundError (one line) for an unknown model, version, alias, run or artifact path.
     """
+    from physai.core.settings import settings_or_default
     from physai.core.uris import AzureMLUri, ModelsUri, RunsUri, parse_uri
 
     parsed = parse_uri(uri)
-    settings = _settings(settings)
+    settings = settings_or_default(settings)
     backend = registry_backend(settings)
     if isinstance(parsed, ModelsUri):
         if backend == "azureml":
@@ -254,7 +261,9 @@ def download_model(uri: str, dest: str | Path, *, settings: Settings | None = No
     carry none). Files are checked against the digests in lineage.json; nothing is left at
     `dest` if the download or the check fails.
     """
-    settings = _settings(settings)
+    from physai.core.settings import settings_or_default
+
+    settings = settings_or_default(settings)
     resolved = resolve_model(uri, settings=settings)
     target = Path(dest).expanduser().absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -332,8 +341,10 @@ def _mlflow_download(settings: Settings, resolved: ResolvedModel, where: Path) -
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=resolved.source, dst_path=str(where), tracking_uri=tracking_uri(settings)
         )
-    except MlflowException as exc:
-        raise StorageError(f"downloading {resolved.uri} failed: {exc.message}") from exc
+    except Exception as exc:  # artifact stores (AzureML's included) raise their own errors
+        text = exc.message if isinstance(exc, MlflowException) else _error_text(exc)
+        # Unchained: the exception may carry the artifact URL with its SAS.
+        raise StorageError(f"downloading {resolved.uri} failed: {redact(text)}") from None
     return Path(local)
 
 
@@ -416,12 +427,12 @@ def _free_artifact_path(client: MlflowClient, run_id: str, base: str) -> str:
     return f"{base}-{n}"
 
 
-def _set_run_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
-    from mlflow.entities import RunTag
-
-    items = [RunTag(k, v) for k, v in tags.items()]  # type: ignore[no-untyped-call]
-    for start in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, tags=items[start : start + MAX_PARAMS_TAGS_PER_BATCH])
+def _end_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """End the run physai created; a failure is logged, never raised over the real outcome."""
+    try:
+        client.set_terminated(run_id, status=status)
+    except Exception as exc:
+        _log.warning("could not end run %s as %s: %s", run_id, status, redact(str(exc)))
 
 
 # -- AzureML backend ------------------------------------------------------------------------------
@@ -451,13 +462,38 @@ def build_azureml_model(
     them, since AzureML uploads a directory as it is. Tags are the lineage's `physai.*` tags plus
     `tags`. `version=None` lets AzureML assign the next version.
     """
+    entity, _ = _build_azureml_model(
+        model_dir,
+        name,
+        lineage,
+        staging_dir=staging_dir,
+        version=version,
+        tags=tags,
+        description=description,
+        run_id=run_id,
+    )
+    return entity
+
+
+def _build_azureml_model(
+    model_dir: str | Path,
+    name: str,
+    lineage: Lineage | Mapping[str, Any] | None,
+    *,
+    staging_dir: str | Path,
+    version: int | None,
+    tags: Mapping[str, Any] | None,
+    description: str | None,
+    run_id: str | None,
+) -> tuple[AzureModel, Lineage]:
+    """`build_azureml_model`, also returning the lineage recorded in lineage.json."""
     from physai.core.uris import parse_uri
 
     source_dir = _check_model_dir(model_dir)
     _check_model_name(name)
     if version is not None:
         parse_uri(f"azureml:{name}:{int(version)}")
-    user_tags = _user_tags(tags)
+    user_tags = validate_tags(tags or {})
     try:
         from azure.ai.ml.entities import Model
     except ImportError:
@@ -485,7 +521,7 @@ def build_azureml_model(
         entity._to_dict()  # the SDK's marshmallow schema: what create_or_update will send
     except Exception as exc:
         raise UserError(f"AzureML model {name!r} is invalid: {exc}") from None
-    return entity
+    return entity, record
 
 
 def register_azureml_model(
@@ -502,7 +538,7 @@ def register_azureml_model(
     """Register `model_dir` in the AzureML workspace's model registry (uploads the files)."""
     ml_client = azureml_ml_client(settings)
     with tempfile.TemporaryDirectory(prefix="physai-azureml-model-") as tmp:
-        entity = build_azureml_model(
+        entity, record = _build_azureml_model(
             model_dir,
             name,
             lineage,
@@ -512,8 +548,7 @@ def register_azureml_model(
             description=description,
             run_id=run_id,
         )
-        created = ml_client.models.create_or_update(entity)
-    record = Lineage.coerce(lineage).with_defaults(run_id=run_id)
+        created = _azureml_save(ml_client, entity)
     return RegisteredModel(
         name=name,
         version=int(str(created.version)),
@@ -537,9 +572,9 @@ def _azureml_set_alias(ml_client: MLClient, name: str, alias: str, version: int)
     for model in ml_client.models.list(name=name):
         if (model.tags or {}).get(key) == "true" and str(model.version) != str(version):
             model.tags.pop(key, None)
-            ml_client.models.create_or_update(model)
+            _azureml_save(ml_client, model)
     target.tags = {**(target.tags or {}), key: "true"}
-    ml_client.models.create_or_update(target)
+    _azureml_save(ml_client, target)
 
 
 def _azureml_get(
@@ -583,9 +618,24 @@ def _azureml_resolve(ml_client: MLClient, name: str, parsed: Any, uri: str) -> R
     )
 
 
+def _azureml_save(ml_client: MLClient, model: AzureModel) -> AzureModel:
+    """`models.create_or_update`, its errors redacted and unchained (uploads go over SAS URLs)."""
+    try:
+        saved: AzureModel = ml_client.models.create_or_update(model)
+        return saved
+    except Exception as exc:
+        raise StorageError(
+            f"saving AzureML model {model.name!r} failed: {_error_text(exc)}"
+        ) from None
+
+
 def _azureml_download(ml_client: MLClient, resolved: ResolvedModel, where: Path) -> Path:
     assert resolved.name is not None
-    ml_client.models.download(resolved.name, str(resolved.version), download_path=str(where))
+    try:
+        ml_client.models.download(resolved.name, str(resolved.version), download_path=str(where))
+    except Exception as exc:
+        # Unchained: the SDK's errors may carry the blob URL with its SAS.
+        raise StorageError(f"downloading {resolved.uri} failed: {_error_text(exc)}") from None
     # azure-ai-ml writes <where>/<name>/<last segment of the asset path>/... for a folder.
     root = where / resolved.name
     nested = root / resolved.source.rstrip("/").rsplit("/", 1)[-1]
@@ -603,25 +653,37 @@ def _version_number(version: Any) -> int:
 
 
 def hash_files(directory: Path) -> dict[str, str]:
-    """sha256 of every file under `directory` (POSIX relative paths), lineage.json excluded."""
-    digests: dict[str, str] = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        rel = path.relative_to(directory).as_posix()
-        if rel == LINEAGE_FILE:
-            continue
-        with path.open("rb") as fh:
-            digests[rel] = hashlib.file_digest(fh, "sha256").hexdigest()
-    return digests
+    """sha256 of every file under `directory` (POSIX relative paths), lineage.json excluded.
+
+    Hashed by `physai.core.storage.compute_manifest`, so physai's storage bookkeeping files
+    (publish marker, partial copies) are left out; a manifest.json is a model file here.
+    """
+    from physai.core.storage import MANIFEST_NAME, compute_manifest, resolve
+    from physai.core.storage.manifest import hash_file
+
+    manifest = compute_manifest(str(directory))
+    if (directory / MANIFEST_NAME).is_file():  # the storage manifest never lists itself
+        manifest[MANIFEST_NAME] = hash_file(resolve(str(directory / MANIFEST_NAME)))
+    return {rel: entry.sha256 for rel, entry in sorted(manifest.items()) if rel != LINEAGE_FILE}
 
 
 def _verify_files(root: Path, lineage: Lineage, uri: str) -> None:
+    """Check each file lineage.json lists against its sha256 (StorageError on a mismatch)."""
+    from physai.core.storage import resolve
+    from physai.core.storage.manifest import hash_file
+
+    location = resolve(str(root))
     for rel, digest in lineage.files.items():
-        path = root / rel
-        if not path.is_file():
+        try:
+            child = location.child(rel)
+        except UriError:
+            raise StorageError(
+                f"{uri}: lineage.json lists {rel!r}, not a path in the model"
+            ) from None
+        if not Path(child.path).is_file():
             raise StorageError(f"{uri}: file {rel} listed in lineage.json is missing")
-        with path.open("rb") as fh:
-            if hashlib.file_digest(fh, "sha256").hexdigest() != digest:
-                raise StorageError(f"{uri}: file {rel} does not match its sha256 in lineage.json")
+        if hash_file(child).sha256 != digest:
+            raise StorageError(f"{uri}: file {rel} does not match its sha256 in lineage.json")
 
 
 def _write_lineage(path: Path, lineage: Lineage) -> None:
@@ -661,14 +723,6 @@ def _check_model_name(name: str) -> None:
         ) from None
 
 
-def _user_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in (tags or {}).items():
-        validate_name(key, "tag")
-        out[key] = value if isinstance(value, str) else json.dumps(value, default=str)
-    return out
-
-
 def _link_or_copy(src: str, dst: str) -> str:
     try:
         os.link(src, dst)
@@ -677,9 +731,6 @@ def _link_or_copy(src: str, dst: str) -> str:
     return dst
 
 
-def _settings(settings: Settings | None) -> Settings:
-    if settings is not None:
-        return settings
-    from physai.core.settings import load_settings
-
-    return load_settings()
+def _error_text(exc: BaseException) -> str:
+    """`Type: message` of an exception from an SDK, redacted."""
+    return redact(f"{type(exc).__name__}: {exc}")

@@ -42,7 +42,7 @@ from physai.core.errors import MissingDependencyError, PhysaiError, UserError
 from physai.core.logs import get_logger, redact
 
 if TYPE_CHECKING:
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     from physai.core.settings import Settings
@@ -103,7 +103,9 @@ def tracking_uri(settings: Settings | None = None) -> str:
     URI built from the azure_* settings (no network access). A missing azure setting raises
     ConfigError naming every setting that is missing.
     """
-    settings = _settings(settings)
+    from physai.core.settings import settings_or_default  # pydantic-settings: load on use
+
+    settings = settings_or_default(settings)
     if settings.tracking_uri:
         return settings.tracking_uri
     if settings.profile == "azure":
@@ -130,7 +132,11 @@ def mlflow_client(settings: Settings | None = None, *, uri: str | None = None) -
     if uri.startswith("azureml:"):
         import importlib.util
 
-        if importlib.util.find_spec("azureml.mlflow") is None:
+        try:
+            found = importlib.util.find_spec("azureml.mlflow") is not None
+        except ImportError:  # the `azureml` parent package itself is missing
+            found = False
+        if not found:
             raise MissingDependencyError(
                 "azureml-mlflow (needed for the AzureML tracking URI)",
                 AZURE_EXTRA_HINT,
@@ -168,7 +174,10 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
             return str(client.create_experiment(name, artifact_location=location))
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise TrackingError(f"cannot create experiment {name!r}: {exc.message}") from exc
+                # Unchained: the store's exception may carry secrets (a SAS in a URL).
+                raise TrackingError(
+                    f"cannot create experiment {name!r}: {redact(exc.message)}"
+                ) from None
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 raise
@@ -224,16 +233,44 @@ def _metric_value(name: str, value: Any) -> float:
         raise UserError(f"metric {name!r} must be a number, got {type(value).__name__}") from None
 
 
+def _tag_text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
 def _tag_value(key: str, value: object, limit: int = MAX_TAG_VALUE_LENGTH) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    text = _tag_text(value)
     if len(text) > limit:
         raise UserError(f"tag {key!r} is {len(text)} characters long; the limit is {limit}")
     return text
 
 
+def validate_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as MLflow stores them; UserError for a bad name or a value over 8,000 characters.
+
+    Names follow `validate_name`; non-string values are written as JSON (sorted keys).
+    """
+    return {validate_name(k, "tag"): _tag_value(k, v) for k, v in tags.items()}
+
+
+def write_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set already validated tags (`validate_tags`) on a run, in batches MLflow accepts."""
+    from mlflow.entities import RunTag
+
+    items = [RunTag(k, v) for k, v in tags.items()]  # type: ignore[no-untyped-call]
+    for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, tags=list(chunk))
+
+
 def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _dataset_items(value: Any) -> list[Any]:
+    """One dataset (a URI, a DatasetRef, a mapping) or an iterable of them, as a list."""
+    if isinstance(value, str | DatasetRef | Mapping):
+        value = [value]
+    return [{"uri": v} if isinstance(v, str) else v for v in value or ()]
 
 
 # -- lineage --------------------------------------------------------------------------------------
@@ -256,6 +293,10 @@ class DatasetRef(BaseModel):
         if not _SHA256.match(digest):
             raise ValueError("must be 64 hexadecimal characters (a sha256 digest)")
         return digest
+
+
+type DatasetLike = DatasetRef | Mapping[str, Any] | str
+"""One dataset: a DatasetRef, a mapping of its fields, or just its URI."""
 
 
 class CodeVersion(BaseModel):
@@ -298,9 +339,7 @@ class Lineage(BaseModel):
     @field_validator("datasets", mode="before")
     @classmethod
     def _dataset_refs(cls, value: Any) -> Any:
-        if isinstance(value, str | DatasetRef | Mapping):
-            value = [value]
-        return [{"uri": v} if isinstance(v, str) else v for v in value or ()]
+        return _dataset_items(value)
 
     @field_validator("extra")
     @classmethod
@@ -335,7 +374,11 @@ class Lineage(BaseModel):
         return self.model_dump(mode="json")
 
     def to_tags(self) -> dict[str, str]:
-        """Flat `physai.*` tags (file digests stay in lineage.json: there may be thousands)."""
+        """Flat `physai.*` tags (file digests stay in lineage.json: there may be thousands).
+
+        The tags are validated (`validate_tags`): a name or a value MLflow would refuse is a
+        UserError here, so they can be written as they are.
+        """
         p = LINEAGE_PREFIX
         tags: dict[str, str] = {}
         if self.datasets:
@@ -357,10 +400,8 @@ class Lineage(BaseModel):
                     f"{k}=={v}" for k, v in sorted(self.code.packages.items())
                 )
         for key, value in self.extra.items():
-            tags[f"{p}extra.{key}"] = _tag_value(f"{p}extra.{key}", value)
-        for key, value in tags.items():
-            _tag_value(key, value)
-        return tags
+            tags[f"{p}extra.{key}"] = _tag_text(value)
+        return validate_tags(tags)
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> Lineage | None:
@@ -519,9 +560,10 @@ class _MetricWriter:
 
     def _check(self) -> None:
         if self.error is not None:
+            # Unchained and redacted: the store's exception may carry secrets (a SAS in a URL).
             raise TrackingError(
-                f"writing metrics to the tracking store failed: {self.error}"
-            ) from self.error
+                f"writing metrics to the tracking store failed: {redact(str(self.error))}"
+            ) from None
 
     def _run(self) -> None:
         while True:
@@ -589,6 +631,7 @@ class Tracker:
         self._writer: _MetricWriter | None = None
         self._ended = False
         self._valid_names: set[str] = set()
+        self._metric: type[Metric] | None = None  # mlflow's Metric, imported by start()
 
     # -- lifecycle
 
@@ -624,12 +667,17 @@ class Tracker:
         tags: Mapping[str, Any] | None = None,
     ) -> Self:
         """Create the run in `experiment` (created if absent) with params and tags; return self."""
+        from mlflow.entities import Metric
+
         if self._run_id is not None:
             raise UserError(f"this tracker already has run {self._run_id}: use a new Tracker")
-        run_tags = self._validated_tags(tags or {})
+        # Validate everything before the run exists: bad input must not leave a RUNNING run.
+        run_tags = validate_tags(tags or {})
+        run_params = _params(params or {})
         experiment_id = ensure_experiment(self.client, experiment)
         run = self.client.create_run(experiment_id, run_name=run_name, tags=run_tags)
         self._run_id = str(run.info.run_id)
+        self._metric = Metric
         self._writer = _MetricWriter(
             self.client,
             self._run_id,
@@ -644,8 +692,12 @@ class Tracker:
             experiment,
             redact(self.tracking_uri),
         )
-        if params:
-            self.log_params(params)
+        if run_params:
+            try:
+                self._write_params(run_params)
+            except BaseException:  # the store refused them: end the run and its writer thread
+                self._end_quietly("FAILED")
+                raise
         return self
 
     def __enter__(self) -> Self:
@@ -699,16 +751,16 @@ class Tracker:
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Queue metrics for `step` (default 0); returns at once, the store is written later."""
-        from mlflow.entities import Metric
-
         writer = self._active_writer()
+        metric = self._metric
+        assert metric is not None
         step_value = 0 if step is None else int(step)
         timestamp = int(time.time() * 1000)
         batch = []
         for name, value in metrics.items():
             if name not in self._valid_names:
                 self._valid_names.add(validate_name(name, "metric"))
-            batch.append(Metric(name, _metric_value(name, value), timestamp, step_value))
+            batch.append(metric(name, _metric_value(name, value), timestamp, step_value))
         if batch:
             writer.add(batch)
 
@@ -722,43 +774,31 @@ class Tracker:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters (values as strings); a value may not change once logged."""
-        from mlflow.entities import Param
+        self._active_writer()
+        self._write_params(_params(params))
+
+    def _write_params(self, items: list[Param]) -> None:
         from mlflow.exceptions import MlflowException
 
-        self._active_writer()
-        items = []
-        for key, value in params.items():
-            validate_name(key, "param")
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            if len(text) > MAX_PARAM_VALUE_LENGTH:
-                raise UserError(
-                    f"param {key!r} is {len(text)} characters long; the limit is "
-                    f"{MAX_PARAM_VALUE_LENGTH}: log it as an artifact instead"
-                )
-            items.append(Param(key, text))  # type: ignore[no-untyped-call]
         for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
             try:
                 self.client.log_batch(self.run_id, params=list(chunk))
             except MlflowException as exc:
+                # Unchained: the store's exception may carry secrets (a SAS in a value or URL).
                 if exc.error_code == "INVALID_PARAMETER_VALUE":
-                    raise UserError(f"cannot log params: {exc.message}") from None
-                raise TrackingError(f"logging params failed: {exc.message}") from exc
+                    raise UserError(f"cannot log params: {redact(exc.message)}") from None
+                raise TrackingError(f"logging params failed: {redact(exc.message)}") from None
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags (non-string values are written as JSON)."""
-        from mlflow.entities import RunTag
-
         self._active_writer()
-        validated = self._validated_tags(tags)
-        items = [RunTag(k, v) for k, v in validated.items()]  # type: ignore[no-untyped-call]
-        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
-            self.client.log_batch(self.run_id, tags=list(chunk))
+        write_tags(self.client, self.run_id, validate_tags(tags))
 
     def set_lineage(
         self,
         lineage: Lineage | Mapping[str, Any] | None = None,
         *,
-        datasets: Iterable[DatasetRef | Mapping[str, Any] | str] | None = None,
+        datasets: DatasetLike | Iterable[DatasetLike] | None = None,
         task: str | None = None,
         parent_run_id: str | None = None,
         code_version: CodeVersion | None = None,
@@ -766,13 +806,15 @@ class Tracker:
     ) -> Lineage:
         """Write lineage as `physai.*` tags and return it.
 
-        Fills in this run's id and, unless given, the code version (git commit + packages). A
-        parent run also gets MLflow's `mlflow.parentRunId` tag, so the UI nests the runs.
+        `datasets` (one, or several) are added to the lineage's. Fills in this run's id and,
+        unless given, the code version (git commit + packages). A parent run also gets MLflow's
+        `mlflow.parentRunId` tag, so the UI nests the runs.
         """
+        self._active_writer()
         base = Lineage.coerce(lineage)
         update: dict[str, Any] = {}
         if datasets is not None:
-            update["datasets"] = [*base.datasets, *datasets]
+            update["datasets"] = [*base.datasets, *_dataset_items(datasets)]
         if task is not None:
             update["task"] = task
         if parent_run_id is not None:
@@ -783,10 +825,10 @@ class Tracker:
             update["extra"] = {**base.extra, **extra}
         merged = Lineage.coerce({**base.model_dump(), **update}) if update else base
         merged = merged.with_defaults(run_id=self.run_id)
-        tags: dict[str, Any] = dict(merged.to_tags())
+        tags = merged.to_tags()  # validated there, once
         if merged.parent_run_id:
             tags["mlflow.parentRunId"] = merged.parent_run_id
-        self.set_tags(tags)
+        write_tags(self.client, self.run_id, tags)
         return merged
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
@@ -811,9 +853,22 @@ class Tracker:
             raise UserError(f"run {self._run_id} has ended: start a new Tracker")
         return self._writer
 
-    @staticmethod
-    def _validated_tags(tags: Mapping[str, Any]) -> dict[str, str]:
-        return {validate_name(k, "tag"): _tag_value(k, v) for k, v in tags.items()}
+
+def _params(params: Mapping[str, Any]) -> list[Param]:
+    """MLflow Params (values as strings, non-strings as JSON); UserError for a bad name or value."""
+    from mlflow.entities import Param
+
+    items = []
+    for key, value in params.items():
+        validate_name(key, "param")
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(text) > MAX_PARAM_VALUE_LENGTH:
+            raise UserError(
+                f"param {key!r} is {len(text)} characters long; the limit is "
+                f"{MAX_PARAM_VALUE_LENGTH}: log it as an artifact instead"
+            )
+        items.append(Param(key, text))  # type: ignore[no-untyped-call]
+    return items
 
 
 def _check_artifact_path(artifact_path: str) -> None:
@@ -822,11 +877,3 @@ def _check_artifact_path(artifact_path: str) -> None:
         raise UserError(
             f"artifact path {artifact_path!r} must be relative, without '.', '..' or '//'"
         )
-
-
-def _settings(settings: Settings | None) -> Settings:
-    if settings is not None:
-        return settings
-    from physai.core.settings import load_settings
-
-    return load_settings()

@@ -327,8 +327,11 @@ def workspace(settings: Settings) -> dict[str, str]:
 
 
 def ml_client(settings: Settings) -> Any:
-    """An `MLClient` for the configured workspace; the credential is built lazily."""
-    _sdk()
+    """An `MLClient` for the configured workspace; the credential is built lazily.
+
+    A missing workspace setting is a ConfigError naming each one, a missing SDK a
+    MissingDependencyError (both raised by `physai.core.auth.ml_client`).
+    """
     from physai.core.auth import ml_client as workspace_client
 
     return workspace_client(settings, "AzureML submission")
@@ -338,10 +341,8 @@ def submit(
     target: Target, settings: Settings, *, experiment: str | None = None
 ) -> AzureMLSubmission:
     """Render, validate and submit to the configured AzureML workspace."""
-    _sdk()
-    workspace(settings)
+    client = ml_client(settings)  # settings and SDK are checked before anything is rendered
     job = render(target, settings, experiment=experiment)
-    client = ml_client(settings)
     created = client.jobs.create_or_update(job, experiment_name=experiment or as_dag(target).name)
     return AzureMLSubmission(
         name=str(created.name), status=created.status, studio_url=created.studio_url

@@ -8,7 +8,8 @@ import typer
 
 from physai.core.commands import PhysaiGroup, get_settings
 from physai.core.jobs.backends import BACKENDS, check_backend, render_text
-from physai.core.jobs.dag import Target, load_spec
+from physai.core.jobs.dag import load_spec
+from physai.core.jobs.local import LocalRunner
 from physai.core.jobs.results import JobResult
 
 BACKEND_HELP = f"Where to run: {' | '.join(BACKENDS)} (default: settings.job_backend)."
@@ -21,10 +22,6 @@ app = typer.Typer(
     cls=PhysaiGroup,
     no_args_is_help=True,
 )
-
-
-def _load(path: Path) -> Target:
-    return load_spec(path)
 
 
 @app.command("run")
@@ -42,14 +39,12 @@ def run(
     Example: physai jobs run train.job.yaml --backend azureml --dry-run
     """
     settings = get_settings(ctx)
-    target = _load(spec)
+    target = load_spec(spec)
     chosen = check_backend(backend or settings.job_backend)
     if dry_run:
         typer.echo(render_text(target, chosen, settings, run_id=run_id), nl=False)
         return
     if chosen == "local":
-        from physai.core.jobs.local import LocalRunner
-
         runner = LocalRunner(settings, run_id=run_id, max_workers=max_workers, on_result=_report)
         typer.echo(f"run {runner.run_id}: {runner.run_dir}")
         summary = runner.run(target)
@@ -83,7 +78,7 @@ def render(
     Example: physai jobs render pipeline.yaml --backend osmo -o workflow.yaml
     """
     settings = get_settings(ctx)
-    text = render_text(_load(spec), check_backend(backend), settings)
+    text = render_text(load_spec(spec), check_backend(backend), settings)
     if output is None:
         typer.echo(text, nl=False)
     else:

@@ -51,8 +51,10 @@ class JobDag(BaseModel):
     jobs: list[JobSpec] = Field(min_length=1)
     description: str | None = None
 
+    _by_name: dict[str, JobSpec] = PrivateAttr(default_factory=dict)
     _deps: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
     _producers: dict[str, Producer] = PrivateAttr(default_factory=dict)
+    _uri_keys: dict[str, str] = PrivateAttr(default_factory=dict)  # each URI of a job, parsed once
     _order: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("name")
@@ -63,17 +65,24 @@ class JobDag(BaseModel):
     @model_validator(mode="after")
     def _build(self) -> JobDag:
         names = [job.name for job in self.jobs]
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise UserError(f"DAG {self.name!r}: two jobs are named {name!r}")
-            seen.add(name)
+        by_name: dict[str, JobSpec] = {}
+        for job in self.jobs:
+            if job.name in by_name:
+                raise UserError(f"DAG {self.name!r}: two jobs are named {job.name!r}")
+            by_name[job.name] = job
+        keys: dict[str, str] = {}
+
+        def key_of(uri: str) -> str:
+            if uri not in keys:
+                keys[uri] = uri_key(uri)
+            return keys[uri]
+
         producers: dict[str, Producer] = {}
         for job in self.jobs:
             for out_name, out in job.outputs.items():
                 if out.uri is None:
                     continue
-                key = uri_key(out.uri)
+                key = key_of(out.uri)
                 if key in producers:
                     other = producers[key]
                     raise UserError(
@@ -85,19 +94,21 @@ class JobDag(BaseModel):
         for job in self.jobs:
             found: list[str] = []
             for upstream in job.after:
-                if upstream not in seen:
+                if upstream not in by_name:
                     raise UserError(
                         f"DAG {self.name!r}: job {job.name!r} runs after unknown job "
                         f"{upstream!r} (jobs: {', '.join(names)})"
                     )
                 found.append(upstream)
             for inp in job.inputs.values():
-                producer = producers.get(uri_key(inp.uri)) if inp.uri else None
+                producer = producers.get(key_of(inp.uri)) if inp.uri else None
                 if producer is not None:
                     found.append(producer.job)
             deps[job.name] = tuple(dict.fromkeys(found))
+        self._by_name = by_name
         self._deps = deps
         self._producers = producers
+        self._uri_keys = keys
         self._order = _topological(names, deps, self.name)
         return self
 
@@ -105,10 +116,7 @@ class JobDag(BaseModel):
 
     def job(self, name: str) -> JobSpec:
         """The job called `name` (KeyError if there is none)."""
-        for job in self.jobs:
-            if job.name == name:
-                return job
-        raise KeyError(name)
+        return self._by_name[name]
 
     def dependencies(self, name: str) -> tuple[str, ...]:
         """The jobs `name` waits for: its `after` list, then the producers of its inputs."""
@@ -119,8 +127,11 @@ class JobDag(BaseModel):
         return [(up, name) for name in self._order for up in self._deps[name]]
 
     def producer(self, uri: str | None) -> Producer | None:
-        """Which job of this DAG writes `uri`, if any."""
-        return self._producers.get(uri_key(uri)) if uri else None
+        """Which job of this DAG writes `uri`, if any (the DAG's own URIs are not parsed again)."""
+        if not uri:
+            return None
+        key = self._uri_keys.get(uri)
+        return self._producers.get(key if key is not None else uri_key(uri))
 
     def topological_order(self) -> list[str]:
         """Job names so that every job comes after the jobs it depends on (stable)."""

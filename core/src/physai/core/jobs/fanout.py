@@ -5,8 +5,9 @@
     run_many(shards, max_workers=4)                    # or JobDag.of("sweep", shards)
 
 Each shard is named `<name>-<i>`, gets `PHYSAI_SHARD_INDEX` / `PHYSAI_SHARD_COUNT` (plus its own
-env when shards are mappings), and writes its outputs under `<output URI>/shard-<i>`, so shards
-never overwrite each other.
+env when shards are mappings), and writes its outputs under `<output URI>/shard-<i>` (a file
+output `.../<leaf>` becomes `.../shard-<i>/<leaf>`), so shards never overwrite each other. A Blob
+URL's SAS query stays at the end of the URL.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from physai.core.errors import UserError
 from physai.core.jobs.spec import IOSpec, JobSpec
+from physai.core.storage import join_url
+from physai.core.uris import BlobHttpsUri
 
 SHARD_INDEX_ENV = "PHYSAI_SHARD_INDEX"
 SHARD_COUNT_ENV = "PHYSAI_SHARD_COUNT"
@@ -50,9 +53,14 @@ def fan_out(spec: JobSpec, shards: int | Sequence[Mapping[str, str]]) -> list[Jo
 def _shard_output(io: IOSpec, suffix: str) -> IOSpec:
     if io.uri is None:
         return io
-    if io.type == "file":
-        head, _, leaf = io.uri.rstrip("/").rpartition("/")
-        uri = f"{head}/shard-{suffix}/{leaf}" if head else f"shard-{suffix}/{leaf}"
-    else:
-        uri = f"{io.uri.rstrip('/')}/shard-{suffix}"
+    shard = f"shard-{suffix}"
+    if io.type == "folder":
+        return io.model_copy(update={"uri": join_url(io.uri, shard)})
+    # A file: the shard folder goes between its parent and its name; a SAS query stays last.
+    url, query = io.uri, ""
+    if isinstance(io.parsed(), BlobHttpsUri):
+        url, sep, rest = url.partition("?")
+        query = sep + rest
+    head, sep, leaf = url.rstrip("/").rpartition("/")
+    uri = join_url(f"{head}/{shard}{query}", leaf) if sep else f"{shard}/{leaf}"
     return io.model_copy(update={"uri": uri})

@@ -11,7 +11,9 @@ Independent jobs run in parallel, at most `max_workers` at a time. A job with
 `resources.nodes * processes_per_node > 1` starts that many processes with the torchrun
 environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, ...), as AzureML and OSMO would.
 `cancel()` (or Ctrl-C) terminates every running process group, then kills what is left after
-`grace_s`. A summary is kept in `<run>/summary.json`.
+`grace_s`. A summary is kept in `<run>/summary.json`: replaced atomically as jobs finish (at most
+every `summary_interval_s`, so a 10,000-shard fan-out does not rewrite it 10,000 times) and always
+when the run ends.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from physai.core.uris import LocalPath
 log = get_logger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SUMMARY_INTERVAL_S = 0.5
 
 
 def new_run_id() -> str:
@@ -91,6 +94,7 @@ class LocalRunner:
         max_workers: int | None = None,
         grace_s: float = 5.0,
         poll_s: float = 0.02,
+        summary_interval_s: float = SUMMARY_INTERVAL_S,
         on_result: Callable[[JobResult], None] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
@@ -102,6 +106,7 @@ class LocalRunner:
         self.max_workers = max_workers or default_max_workers()
         self.grace_s = grace_s
         self.poll_s = poll_s
+        self.summary_interval_s = summary_interval_s  # least time between summary.json rewrites
         self.on_result = on_result  # called (in the scheduling thread) as each job finishes
         self.run_dir = self.settings.state_dir / "jobs" / self.run_id
         self._cancel = threading.Event()
@@ -219,6 +224,17 @@ class LocalRunner:
                 jobs=ordered,
             )
 
+        last_write: float | None = None  # the first finished job is written at once
+        unwritten = False
+
+        def checkpoint() -> None:
+            """Write summary.json if a job finished since the last write, at most every interval."""
+            nonlocal last_write, unwritten
+            now = time.monotonic()
+            if unwritten and (last_write is None or now - last_write >= self.summary_interval_s):
+                summary(final=False).write()
+                last_write, unwritten = now, False
+
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="physai-job") as pool:
             running: dict[Future[JobResult], str] = {}
             while pending or running:
@@ -250,9 +266,11 @@ class LocalRunner:
                 for future in done:
                     name = running.pop(future)
                     results[name] = future.result()
-                    summary(final=False).write()
+                    unwritten = True
+                    checkpoint()
                     if self.on_result is not None:
                         self.on_result(results[name])
+                checkpoint()  # also catches up while long jobs run and nothing finishes
         for name in pending:  # unreachable in a valid DAG; kept so no job goes unreported
             results[name] = _not_run(plans[name], "skipped", "dependencies never finished")
         final = summary(final=True)
@@ -368,8 +386,12 @@ class LocalRunner:
         for pgid in groups:
             _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-            time.sleep(0.01)
+        for p in procs:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=remaining)
         for pgid in groups:  # also reaches children that outlived their leader
             _signal_group(pgid, signal.SIGKILL)
         for p in procs:

@@ -53,7 +53,7 @@ def render_workflow(target: Target, settings: Settings) -> dict[str, Any]:
     """The workflow document (`workflow:` + `default-values:`), validated against the schema."""
     dag = as_dag(target)
     order = dag.topological_order()
-    grouped = any(dag.job(n).resources.nodes > 1 for n in order)
+    grouped = _grouped(dag)
     image_vars = _image_variables(dag)
     resources: dict[str, Any] = {}
     tasks_by_job: dict[str, list[dict[str, Any]]] = {}
@@ -64,9 +64,9 @@ def render_workflow(target: Target, settings: Settings) -> dict[str, Any]:
     workflow: dict[str, Any] = {"name": dag.name}
     if settings.osmo_pool:
         workflow["pool"] = settings.osmo_pool
-    timeouts = [dag.job(n).timeout_s for n in order if dag.job(n).timeout_s]
-    if timeouts:
-        workflow["timeout"] = {"exec_timeout": f"{math.ceil(max(t for t in timeouts if t))}s"}
+    timeout = max((job.timeout_s or 0 for job in dag.jobs), default=0)
+    if timeout:
+        workflow["timeout"] = {"exec_timeout": f"{math.ceil(timeout)}s"}
     workflow["resources"] = resources
     if grouped:
         workflow["groups"] = [{"name": n, "tasks": tasks_by_job[n]} for n in order]
@@ -95,7 +95,15 @@ def validate_workflow(doc: Mapping[str, Any]) -> WorkflowFile:
 
 def lead_task(dag: JobDag, name: str) -> str:
     """The task that stands for job `name` (its lead task when the workflow has groups)."""
-    grouped = any(j.resources.nodes > 1 for j in dag.jobs)
+    return _lead(name, _grouped(dag))
+
+
+def _grouped(dag: JobDag) -> bool:
+    """True when the workflow has groups: some job runs on more than one node."""
+    return any(job.resources.nodes > 1 for job in dag.jobs)
+
+
+def _lead(name: str, grouped: bool) -> str:
     return f"{name}-0" if grouped else name
 
 
@@ -139,7 +147,7 @@ def _tasks(
     for in_name, io in job.inputs.items():
         producer = dag.producer(io.uri)
         if producer is not None:
-            n = index_of({"task": lead_task(dag, producer.job)})
+            n = index_of({"task": _lead(producer.job, grouped)})
             rel = _output_layout(dag.job(producer.job), settings)[0][producer.output]
             values[("inputs", in_name)] = f"{{{{input:{n}}}}}{rel}"
             continue
@@ -152,7 +160,7 @@ def _tasks(
         leaf = "/" + in_url.rsplit("/", 1)[-1] if io.type == "file" else ""
         values[("inputs", in_name)] = f"{{{{input:{n}}}}}{leaf}"
     for up in job.after:  # ordering only: OSMO expresses it as a task input
-        index_of({"task": lead_task(dag, up)})
+        index_of({"task": _lead(up, grouped)})
     layout, url = _output_layout(job, settings)
     for out_name, rel in layout.items():
         values[("outputs", out_name)] = "{{output}}" + rel

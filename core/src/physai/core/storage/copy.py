@@ -4,13 +4,14 @@
     report = copy_tree("az://datasets/pick/v3", "/scratch/pick")    # Blob → local; rerun resumes
 
 Each file is streamed in chunks (never whole in memory) and hashed on the way. It is written
-atomically: locally to `.NAME.physai-part` then renamed; to Blob as staged blocks that become
-the blob only when the block list is committed at the end (a failed or killed upload commits
-nothing). A file counts as copied when the bytes written equal the source size and, when the
-source has a `manifest.json`, their sha256 equals the manifest's. Each copied file is then
-appended to a journal (`<state_dir>/copy-journals/<hash of the two URLs>.jsonl`); a rerun skips
-journaled files whose destination still has the journaled size and whose source still has that
-size (and the same manifest hash). Resume granularity is one file.
+atomically: locally to `.NAME.<random>.physai-part`, fsynced, then renamed; to Blob as staged
+blocks that become the blob only when the block list is committed at the end (a failed or
+killed upload commits nothing). A file counts as copied when the bytes written equal the source
+size and, when the source has a `manifest.json`, their sha256 equals the manifest's. Each copied
+file is then appended to a journal (`<state_dir>/copy-journals/<hash of the two URLs>.jsonl`); a
+rerun skips journaled files whose destination still has the journaled size and whose source
+still has that size (and the same manifest hash). Resume granularity is one file. Interrupted
+(KeyboardInterrupt), the copies not yet started are cancelled.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -30,13 +31,14 @@ from physai.core.errors import NotFoundError, StorageError, UserError
 from physai.core.logs import get_logger
 from physai.core.storage.filesystems import (
     CHUNK_SIZE,
-    PART_SUFFIX,
     Location,
-    default_settings,
     list_files,
     resolve,
+    scan,
     storage_errors,
+    thread_pool,
     to_storage_error,
+    write_chunks_at,
 )
 from physai.core.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, _read_manifest_at
 
@@ -93,15 +95,16 @@ def copy_tree(
     `fresh=True` ignores (and restarts) the journal. Raises StorageError naming the failed files
     when some could not be copied; the others stay journaled, so a rerun copies only the rest.
     """
+    from physai.core.settings import settings_or_default
+
     started = time.monotonic()
-    resolved = default_settings(settings)
+    resolved = settings_or_default(settings)
     src = resolve(src_url, resolved)
     dst = resolve(dst_url, resolved)
-    with storage_errors("read", src.display):
-        if src.fs.isfile(src.path):
-            raise UserError(f"{src.display} is a file: copy_tree copies directories")
-    sources = list_files(src)
-    if not sources:
+    sources, is_file = scan(src)
+    if is_file:
+        raise UserError(f"{src.display} is a file: copy_tree copies directories")
+    if not sources:  # an empty directory, or nothing there
         with storage_errors("read", src.display):
             if not src.fs.exists(src.path):
                 raise NotFoundError(f"{src.display} does not exist")
@@ -139,7 +142,8 @@ def copy_tree(
                 src.child(name), dst.child(name), sources[name], _expected(manifest, name), advance
             )
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # An exception leaving this block (KeyboardInterrupt) cancels the queued copies.
+        with thread_pool(workers) as pool:
             futures = {pool.submit(one, name): name for name in todo}
             for future in as_completed(futures):
                 name = futures[future]
@@ -189,56 +193,29 @@ def _copy_one(
     digest = hashlib.sha256()
     written = 0
 
-    def check() -> None:
+    def chunks(reader: Any) -> Iterator[bytes]:
+        """The source's chunks, hashed; raises after the last one unless it checks out, so
+        the writer commits nothing."""
+        nonlocal written
+        while True:
+            with storage_errors("read", src.display):
+                chunk = reader.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            digest.update(chunk)
+            written += len(chunk)
+            advance(len(chunk))
+            yield chunk
         if written != size:
             raise StorageError(f"{src.display} changed while copying ({written} of {size} bytes)")
         if expected is not None and digest.hexdigest() != expected.sha256:
             raise StorageError(f"{src.display} does not match the sha256 in its manifest")
 
-    local = dst.local_path
-    with storage_errors("read", src.display), src.fs.open(src.path, "rb") as reader:
-        if local is not None:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            part = local.with_name(f".{local.name}{PART_SUFFIX}")
-            try:
-                with part.open("wb") as writer:
-                    while chunk := reader.read(CHUNK_SIZE):
-                        writer.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                        advance(len(chunk))
-                check()
-                os.replace(part, local)
-            except BaseException:
-                part.unlink(missing_ok=True)
-                raise
-        else:
-            writer = dst.fs.open(dst.path, "wb")
-            try:
-                while chunk := reader.read(CHUNK_SIZE):
-                    writer.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
-                    advance(len(chunk))
-                check()
-            except BaseException:
-                _abandon(writer, dst)
-                raise
-            writer.close()  # commits the blob (the block list) in one request
+    with storage_errors("read", src.display):
+        reader = src.fs.open(src.path, "rb")
+    with reader:
+        write_chunks_at(dst, chunks(reader))  # write errors name the destination
     return FileEntry(digest.hexdigest(), written)
-
-
-def _abandon(writer: Any, dst: Location) -> None:
-    """Drop a half-written remote file without committing it."""
-    from fsspec.spec import AbstractBufferedFile
-
-    if isinstance(writer, AbstractBufferedFile):
-        writer.closed = True  # skip the final flush: staged blocks are never committed
-        return
-    with contextlib.suppress(Exception):
-        writer.close()
-    with contextlib.suppress(Exception):
-        dst.fs.rm_file(dst.path)
 
 
 # -- journal ---------------------------------------------------------------------------------

@@ -30,10 +30,11 @@ import os
 import posixpath
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
 
 from physai.core.auth import AZURE_EXTRA_HINT
@@ -142,7 +143,9 @@ def resolve(url: str | os.PathLike[str], settings: Settings | None = None) -> Lo
 
             return Location(MemoryFileSystem(), f"/{uri.path}", "memory", str(uri))
         case AzBlobUri():
-            fs = _az_filesystem(default_settings(settings))
+            from physai.core.settings import settings_or_default
+
+            fs = _az_filesystem(settings_or_default(settings))
             path = f"{uri.container}/{uri.path}".rstrip("/")
             return Location(fs, path, "blob", str(uri))
         case BlobHttpsUri():
@@ -174,15 +177,6 @@ def join_url(url: str, *parts: str) -> str:
     return f"{base.rstrip('/')}/{tail}{sep}{query}"
 
 
-def default_settings(settings: Settings | None) -> Settings:
-    """`settings`, or `load_settings()` when None."""
-    if settings is not None:
-        return settings
-    from physai.core.settings import load_settings
-
-    return load_settings()
-
-
 def _import_adlfs() -> Any:
     try:
         import adlfs
@@ -192,13 +186,28 @@ def _import_adlfs() -> Any:
     return adlfs
 
 
-def _register_connection_string_secrets(connection_string: str) -> None:
+def _settings_connection_string(settings: Settings) -> tuple[str, dict[str, str]] | None:
+    """The settings' connection string and its `{lower-cased key: value}` parts, or None.
+
+    Its account key and SAS are registered for redaction here, once.
+    """
+    if settings.azure_storage_connection_string is None:
+        return None
+    connection_string = settings.azure_storage_connection_string.get_secret_value()
+    parts: dict[str, str] = {}
     for part in connection_string.split(";"):
-        key, _, value = part.partition("=")
-        if key.strip().lower() in ("accountkey", "sharedaccesssignature"):
-            register_secret(value.strip())
-            if key.strip().lower() == "sharedaccesssignature":
-                _register_sas(value.strip())
+        key, sep, value = part.partition("=")
+        if sep and key.strip():
+            parts[key.strip().lower()] = value.strip()
+    if parts.get("accountkey"):
+        register_secret(parts["accountkey"])
+    if parts.get("sharedaccesssignature"):
+        _register_sas(parts["sharedaccesssignature"])
+    return connection_string, parts
+
+
+def _same_endpoint(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
 
 
 def _register_sas(sas: str) -> None:
@@ -212,14 +221,6 @@ def _register_sas(sas: str) -> None:
             register_secret(value)  # the percent-encoded form, as it travels in URLs
 
 
-def _connection_string_value(connection_string: str, wanted: str) -> str | None:
-    for part in connection_string.split(";"):
-        key, _, value = part.partition("=")
-        if key.strip().lower() == wanted.lower():
-            return value.strip()
-    return None
-
-
 def _sas_filesystem(endpoint: str, sas: str) -> AbstractFileSystem:
     _register_sas(sas)
     return _connection_string_filesystem(
@@ -228,8 +229,8 @@ def _sas_filesystem(endpoint: str, sas: str) -> AbstractFileSystem:
 
 
 def _connection_string_filesystem(connection_string: str) -> AbstractFileSystem:
+    """adlfs for a connection string whose secrets the caller has registered."""
     adlfs = _import_adlfs()
-    _register_connection_string_secrets(connection_string)
     with storage_errors("connect to", "Azure Blob storage"):
         # No listings cache: other processes write the same prefixes (publish, copy, readers).
         return adlfs.AzureBlobFileSystem(
@@ -264,9 +265,10 @@ def _credential_filesystem(account: str, endpoint: str, settings: Settings) -> A
 def _az_filesystem(settings: Settings) -> AbstractFileSystem:
     account = settings.azure_storage_account
     endpoint = settings.azure_blob_endpoint
-    if settings.azure_storage_connection_string is not None:
-        connection_string = settings.azure_storage_connection_string.get_secret_value()
-        if endpoint and _connection_string_value(connection_string, "BlobEndpoint") is None:
+    configured = _settings_connection_string(settings)
+    if configured is not None:
+        connection_string, parts = configured
+        if endpoint and "blobendpoint" not in parts:
             connection_string = f"{connection_string.rstrip(';')};BlobEndpoint={endpoint}"
         return _connection_string_filesystem(connection_string)
     if not account:
@@ -283,12 +285,19 @@ def _az_filesystem(settings: Settings) -> AbstractFileSystem:
 def _https_filesystem(uri: BlobHttpsUri, settings: Settings | None) -> AbstractFileSystem:
     if uri.sas:
         return _sas_filesystem(uri.endpoint, uri.sas)
-    resolved = default_settings(settings)
-    if resolved.azure_storage_connection_string is not None:
-        connection_string = resolved.azure_storage_connection_string.get_secret_value()
-        named = _connection_string_value(connection_string, "AccountName")
-        if named in (None, uri.account):
-            if _connection_string_value(connection_string, "BlobEndpoint") is None:
+    from physai.core.settings import settings_or_default
+
+    resolved = settings_or_default(settings)
+    configured = _settings_connection_string(resolved)
+    if configured is not None:
+        connection_string, parts = configured
+        named, endpoint = parts.get("accountname"), parts.get("blobendpoint")
+        # Without an AccountName (the SAS form), only its own BlobEndpoint says which account
+        # it is for: it serves this URL only when that endpoint is absent or the URL's.
+        if named == uri.account or (
+            named is None and (endpoint is None or _same_endpoint(endpoint, uri.endpoint))
+        ):
+            if endpoint is None:
                 connection_string = f"{connection_string.rstrip(';')};BlobEndpoint={uri.endpoint}"
             return _connection_string_filesystem(connection_string)
     if resolved.azure_storage_account == uri.account and resolved.azure_storage_sas_token:
@@ -390,6 +399,40 @@ def storage_errors(op: str, where: str) -> Iterator[None]:
         raise to_storage_error(op, where, exc) from None
 
 
+# -- threads ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A ThreadPoolExecutor of `workers` threads (at least 1).
+
+    Left by an exception (KeyboardInterrupt included), it cancels every task not yet started,
+    waits for the running ones and re-raises, where `with ThreadPoolExecutor()` would run
+    every queued task first.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def map_threads[T, R](fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """`[fn(item) for item in items]` on `workers` threads; the first exception to happen (in
+    time, not in `items` order) cancels the tasks not yet started and is re-raised."""
+    if not items:
+        return []
+    with thread_pool(workers) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            if future.exception() is not None:
+                future.result()  # re-raises it
+        return [future.result() for future in futures]
+
+
 # -- helpers taking URLs ---------------------------------------------------------------------
 
 # Names never listed, hashed or copied as data: the publish marker, temporary parts, staging.
@@ -407,22 +450,38 @@ def is_internal(relative: str) -> bool:
 
 
 def list_files(location: Location) -> dict[str, int]:
-    """{relative path: size} of every data file under `location` (physai's own files left out)."""
+    """{relative path: size} of every data file under `location` (physai's own files left out).
+
+    {} when nothing is there; StorageError when `location` is a file.
+    """
+    files, is_file = scan(location)
+    if is_file:
+        raise StorageError(f"{location.display} is a file, not a directory")
+    return files
+
+
+def scan(location: Location, *, internal: bool = False) -> tuple[dict[str, int], bool]:
+    """One listing call: ({relative path: size} of the files under `location`, whether
+    `location` is itself a file). physai's own files are left out unless `internal`.
+
+    A missing location lists as ({}, False), like an empty directory.
+    """
     with storage_errors("list", location.display):
-        if not location.fs.exists(location.path):
-            return {}
-        if location.fs.isfile(location.path):
-            raise StorageError(f"{location.display} is a file, not a directory")
-        found = location.fs.find(location.path, detail=True, withdirs=False)
-    base = location.path.rstrip("/") + "/"
+        found: Any = location.fs.find(location.path, detail=True, withdirs=False)
+    if not isinstance(found, dict):  # adlfs answers a blob's own path with a bare list
+        found = {str(name): {"type": "file"} for name in found}
+    root = location.path.rstrip("/")
+    if root and found.get(root, {}).get("type") == "file":
+        return {}, True
+    base = root + "/"
     files: dict[str, int] = {}
     for name, info in found.items():
         if info.get("type") != "file" or not name.startswith(base):
             continue
         relative = name[len(base) :]
-        if relative and not is_internal(relative):
+        if relative and (internal or not is_internal(relative)):
             files[relative] = int(info.get("size") or 0)
-    return dict(sorted(files.items()))
+    return dict(sorted(files.items())), False
 
 
 def exists(url: str, settings: Settings | None = None) -> bool:
@@ -458,22 +517,68 @@ def write_text(
 
 def write_bytes_at(location: Location, data: bytes) -> None:
     """Local: temporary sibling + fsync + os.replace. Blob: one upload (commits whole)."""
-    local = location.local_path
-    if local is not None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        part = local.with_name(f".{local.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
-        try:
-            with part.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(part, local)
-        except OSError as exc:
-            part.unlink(missing_ok=True)
-            raise to_storage_error("write", location.display, exc) from None
+    if location.local_path is not None:
+        write_chunks_at(location, [data])
         return
     with storage_errors("write", location.display):
         location.fs.pipe_file(location.path, data)
+
+
+def write_chunks_at(location: Location, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to `location`, replacing it; readers never see a partial file.
+
+    Local: to a temporary sibling `.NAME.<random>.physai-part`, fsynced, then `os.replace`d
+    over the target. Other filesystems: streamed (Blob: as staged blocks) and committed in one
+    request when the file is closed. An exception from iterating `chunks` propagates as it is
+    and commits nothing; failures of the writing itself are StorageErrors naming `location`.
+    """
+    local = location.local_path
+    if local is not None:
+        part = local.with_name(f".{local.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+        with storage_errors("write", location.display):
+            local.parent.mkdir(parents=True, exist_ok=True)
+            handle = part.open("wb")
+        try:
+            with handle:
+                _write_all(handle, chunks, location)
+                with storage_errors("write", location.display):
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            with storage_errors("write", location.display):
+                os.replace(part, local)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
+            raise
+        return
+    with storage_errors("write", location.display):
+        writer = location.fs.open(location.path, "wb")
+    try:
+        _write_all(writer, chunks, location)
+    except BaseException:
+        _abandon(writer, location)
+        raise
+    with storage_errors("write", location.display):
+        writer.close()  # commits the blob (its block list) in one request
+
+
+def _write_all(handle: IO[bytes], chunks: Iterable[bytes], location: Location) -> None:
+    for chunk in chunks:  # the source's own errors propagate as they are
+        with storage_errors("write", location.display):
+            handle.write(chunk)
+
+
+def _abandon(writer: Any, location: Location) -> None:
+    """Drop a half-written remote file without committing it."""
+    from fsspec.spec import AbstractBufferedFile
+
+    if isinstance(writer, AbstractBufferedFile):
+        writer.closed = True  # skip the final flush: staged blocks are never committed
+        return
+    with contextlib.suppress(Exception):
+        writer.close()
+    with contextlib.suppress(Exception):
+        location.fs.rm_file(location.path)
 
 
 def ls(url: str, settings: Settings | None = None) -> list[str]:

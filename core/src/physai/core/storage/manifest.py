@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +25,7 @@ from physai.core.storage.filesystems import (
     CHUNK_SIZE,
     Location,
     list_files,
+    map_threads,
     resolve,
     storage_errors,
     write_bytes_at,
@@ -83,10 +83,8 @@ def compute_manifest(url: str, settings: Settings | None = None, *, workers: int
 
 
 def _hash_all(root: Location, names: list[str], workers: int) -> Manifest:
-    if not names:
-        return {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        entries = list(pool.map(lambda n: hash_file(root.child(n)), names))
+    """Hash `names` concurrently; the first error stops the hashing not yet started."""
+    entries = map_threads(lambda n: hash_file(root.child(n)), names, workers)
     return dict(zip(names, entries, strict=True))
 
 
@@ -151,10 +149,16 @@ def write_manifest(url: str, settings: Settings | None = None, *, workers: int =
 
 def write_manifest_at(root: Location, *, workers: int = 4) -> Manifest:
     """`write_manifest` for an already resolved location."""
+    return write_manifest_document_at(root, workers=workers)[0]
+
+
+def write_manifest_document_at(root: Location, *, workers: int = 4) -> tuple[Manifest, str]:
+    """`write_manifest_at`, returning the manifest and the JSON document it wrote."""
     names = [name for name in list_files(root) if name != MANIFEST_NAME]
     manifest = _hash_all(root, names, workers)
-    write_bytes_at(root.child(MANIFEST_NAME), manifest_json(manifest).encode("utf-8"))
-    return manifest
+    document = manifest_json(manifest)
+    write_bytes_at(root.child(MANIFEST_NAME), document.encode("utf-8"))
+    return manifest, document
 
 
 def verify_manifest(

@@ -16,7 +16,9 @@ What "visible" means:
   and the marker is uploaded last; the staging prefix is then deleted. A kill during the commit
   can leave blobs at the destination *without a marker*: readers that call `exists_published`
   (or `require_published`) treat that as "not published", and the next `publish` to that
-  destination refuses it unless `overwrite=True`.
+  destination refuses it unless `overwrite=True`. An overwrite deletes the old marker first,
+  copies the new files over the old ones, then deletes the old files the new version lacks; a
+  failed overwrite leaves the destination unpublished, old files not yet replaced included.
 
 Both backends get `manifest.json` (sha256 of every file) and the marker before the commit.
 Staging left behind by a killed process is removed by the next publish to the same destination
@@ -35,7 +37,6 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,11 +49,13 @@ from physai.core.storage.filesystems import (
     STAGING_INFIX,
     Location,
     list_files,
+    map_threads,
     resolve,
+    scan,
     storage_errors,
     write_bytes_at,
 )
-from physai.core.storage.manifest import MANIFEST_NAME, manifest_json, write_manifest_at
+from physai.core.storage.manifest import MANIFEST_NAME, write_manifest_document_at
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -239,9 +242,15 @@ def _marker(manifest_text: str | None, files: dict[str, int]) -> bytes:
 def _commit(
     staging: Location, dest: Location, *, overwrite: bool, manifest: bool, workers: int
 ) -> None:
-    manifest_text = manifest_json(write_manifest_at(staging, workers=workers)) if manifest else None
-    files = list_files(staging)
-    marker = _marker(manifest_text, {k: v for k, v in files.items() if k != MANIFEST_NAME})
+    manifest_text: str | None = None
+    if manifest:
+        entries, manifest_text = write_manifest_document_at(staging, workers=workers)
+        data = {name: entry.size for name, entry in entries.items()}
+        files = dict(sorted({**data, MANIFEST_NAME: len(manifest_text.encode("utf-8"))}.items()))
+    else:
+        files = list_files(staging)
+        data = {k: v for k, v in files.items() if k != MANIFEST_NAME}
+    marker = _marker(manifest_text, data)
     if staging.backend == "local":
         _commit_local(staging, dest, overwrite=overwrite, marker=marker)
     else:
@@ -263,7 +272,17 @@ def _commit_local(staging: Location, dest: Location, *, overwrite: bool, marker:
             # rename the new one in, then delete the old one.
             aside = staging.local_path.with_name(staging.local_path.name + "-old")
             os.rename(target, aside)
-            os.rename(staging.local_path, target)
+            try:
+                os.rename(staging.local_path, target)
+            except OSError as exc:
+                try:  # put the old version back, or the next publish deletes it as stale
+                    os.rename(aside, target)
+                except OSError as restore_exc:
+                    raise StorageError(
+                        f"cannot commit {dest.display}: {exc}; the previous version is at "
+                        f"{aside} and could not be moved back: {restore_exc}"
+                    ) from None
+                raise
             if aside.is_dir() and not aside.is_symlink():
                 shutil.rmtree(aside, ignore_errors=True)
             else:
@@ -285,13 +304,15 @@ def _commit_object_store(
 ) -> None:
     fs = dest.fs
     marker_location = dest.child(MARKER_NAME)
+    replacing = False
     with storage_errors("commit", dest.display):
         if overwrite:
             # The marker goes first: from here on readers see "not published", never a mix.
+            # The old files stay until the new ones are copied over them, so a failed commit
+            # does not lose the old version's files too.
             if fs.exists(marker_location.path):
                 fs.rm_file(marker_location.path)
-            if fs.exists(dest.path):
-                fs.rm(dest.path, recursive=True)
+            replacing = bool(fs.exists(dest.path))
         else:
             _check_destination(dest, overwrite=False)
     try:
@@ -300,20 +321,24 @@ def _commit_object_store(
             def copy(name: str) -> None:
                 server_side_copy(fs, staging.child(name).path, dest.child(name).path)
 
-            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-                list(pool.map(copy, files))
-            landed = list_files(dest)
+            map_threads(copy, list(files), workers)
+            landed, _ = scan(dest, internal=True)
             wrong = sorted(n for n, size in files.items() if landed.get(n) != size)
             if wrong:
                 raise StorageError(
                     f"commit of {dest.display} incomplete: {len(wrong)} file(s) did not land "
                     f"with their size (first: {wrong[0]})"
                 )
+            stale = [n for n in landed if n not in files and n != MARKER_NAME]
+            if stale:  # files of the old version that the new one does not have
+                base = dest.path.rstrip("/")
+                fs.rm([f"{base}/{n}" for n in stale])  # any name, physai's own files included
             write_bytes_at(marker_location, marker)
     except BaseException:
-        with contextlib.suppress(Exception), storage_errors("clean", dest.display):
-            if fs.exists(dest.path):
-                fs.rm(dest.path, recursive=True)
+        if not replacing:  # the destination holds only what this commit copied
+            with contextlib.suppress(Exception), storage_errors("clean", dest.display):
+                if fs.exists(dest.path):
+                    fs.rm(dest.path, recursive=True)
         raise
     _discard(staging)
 
