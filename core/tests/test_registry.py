@@ -6,8 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
-import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +29,8 @@ from physai.core.registry import (
     set_alias,
 )
 from physai.core.settings import Settings
-from physai.core.tracking import Lineage, Tracker, TrackingError, mlflow_client, tracking_uri
+from physai.core.testing.checks import assert_no_secret, fresh_mlflow_store, run_sql
+from physai.core.tracking import Lineage, Tracker, TrackingError, mlflow_client
 
 SHA = "b" * 64
 LINEAGE = {
@@ -76,30 +75,6 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 def _name(prefix: str = "policy") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _own_store(tmp_path: Path) -> Settings:
-    """A fresh sqlite store for a test that alters it (its tables created)."""
-    settings = Settings(home=tmp_path / ".physai")
-    mlflow_client(settings).search_experiments()
-    return settings
-
-
-def _run_sql(settings: Settings, script: str) -> None:
-    """Run SQL on the store's sqlite database itself (triggers make the real store fail)."""
-    db = sqlite3.connect(tracking_uri(settings).removeprefix("sqlite:///"))
-    try:
-        db.executescript(script)
-    finally:
-        db.close()
-
-
-def _assert_no_secret(exc: BaseException) -> None:
-    """The error text arrives redacted, and no exception in the chain holds the secret."""
-    assert "sig=***" in str(exc)  # the underlying message is kept...
-    assert "SECRET" not in str(exc)  # ...redacted
-    assert exc.__cause__ is None
-    assert "SECRET" not in "".join(traceback.format_exception(exc))
 
 
 def _two_versions_alias_resolve_download(settings: Settings, tmp_path: Path) -> None:
@@ -275,13 +250,13 @@ def test_hash_files_is_the_sha256_of_each_model_file(tmp_path: Path) -> None:
 
 
 def test_store_errors_carry_no_secret(tmp_path: Path) -> None:
-    settings = _own_store(tmp_path)
+    settings = fresh_mlflow_store(tmp_path)
     name = _name()
     register_model(_model_dir(tmp_path, 12), name, {}, settings=settings)
     client = mlflow_client(settings)
     gone = f"file://{tmp_path}/gone/model?sv=1&sig=SECRET"  # a source URL with a SAS
     assert int(client.create_model_version(name, source=gone).version) == 2
-    _run_sql(
+    run_sql(
         settings,
         "CREATE TRIGGER refuse_alias BEFORE INSERT ON registered_model_aliases BEGIN "
         "SELECT RAISE(ABORT, 'denied https://acct.blob.core.windows.net/c/x?sv=1&sig=SECRET'); "
@@ -292,21 +267,21 @@ def test_store_errors_carry_no_secret(tmp_path: Path) -> None:
     )
     with pytest.raises(TrackingError, match="setting alias") as info:
         set_alias(name, "production", 1, settings=settings)
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
     with pytest.raises(TrackingError, match="creating a version") as info:
         register_model(_model_dir(tmp_path, 13), name, {}, settings=settings)
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
     with pytest.raises(StorageError, match=f"downloading models:/{name}/2 failed") as info:
         download_model(f"models:/{name}/2", tmp_path / "dl", settings=settings)
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
     assert not (tmp_path / "dl").exists()
 
 
 def test_a_failing_run_end_does_not_hide_the_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = _own_store(tmp_path)
-    _run_sql(
+    settings = fresh_mlflow_store(tmp_path)
+    run_sql(
         settings,
         "CREATE TRIGGER refuse_version BEFORE INSERT ON model_versions BEGIN "
         "SELECT RAISE(ABORT, 'no versions today'); END;"
@@ -447,7 +422,7 @@ def test_azureml_download_error_carries_no_secret(
     settings = Settings(profile="azure", home=tmp_path / ".physai")
     with pytest.raises(StorageError, match="downloading azureml:policy:3 failed") as info:
         download_model("azureml:policy:3", tmp_path / "dl", settings=settings)
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
     assert not (tmp_path / "dl").exists()
 
 
@@ -471,7 +446,7 @@ def test_azureml_upload_error_carries_no_secret(
     settings = Settings(profile="azure", home=tmp_path / ".physai")
     with pytest.raises(StorageError, match="saving AzureML model 'reacher-ppo' failed") as info:
         register_model(_model_dir(tmp_path, 3), "reacher-ppo", LINEAGE, settings=settings)
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
 
 
 @no_marshmallow_warnings

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-import sqlite3
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from physai.core.errors import ConfigError, MissingDependencyError, UserError
 from physai.core.settings import Settings, load_settings
+from physai.core.testing.checks import assert_no_secret, fresh_mlflow_store, run_sql
 from physai.core.tracking import (
     LINEAGE_PREFIX,
     MAX_METRICS_PER_BATCH,
@@ -92,30 +91,6 @@ def _metric_points(client: Any, run_id: str, key: str) -> list[tuple[int, float]
 
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _own_store(tmp_path: Path) -> Settings:
-    """A fresh sqlite store for a test that alters it (its tables created)."""
-    settings = Settings(home=tmp_path / ".physai")
-    mlflow_client(settings).search_experiments()
-    return settings
-
-
-def _run_sql(settings: Settings, script: str) -> None:
-    """Run SQL on the store's sqlite database itself (triggers make the real store fail)."""
-    db = sqlite3.connect(tracking_uri(settings).removeprefix("sqlite:///"))
-    try:
-        db.executescript(script)
-    finally:
-        db.close()
-
-
-def _assert_no_secret(exc: BaseException) -> None:
-    """The store's error text arrives redacted, and no exception in the chain holds the secret."""
-    assert "sig=***" in str(exc)  # the store's message is kept...
-    assert "SECRET" not in str(exc)  # ...redacted
-    assert exc.__cause__ is None
-    assert "SECRET" not in "".join(traceback.format_exception(exc))
 
 
 def _writer_threads() -> set[int]:
@@ -407,8 +382,8 @@ def test_bad_param_at_start_leaves_no_running_run_or_thread(local_settings: Sett
 
 
 def test_params_refused_by_the_store_at_start_end_the_run_failed(tmp_path: Path) -> None:
-    settings = _own_store(tmp_path)
-    _run_sql(
+    settings = fresh_mlflow_store(tmp_path)
+    run_sql(
         settings,
         "CREATE TRIGGER refuse BEFORE INSERT ON params BEGIN "
         "SELECT RAISE(ABORT, 'denied https://acct.blob.core.windows.net/c/x?sv=1&sig=SECRET'); "
@@ -418,7 +393,7 @@ def test_params_refused_by_the_store_at_start_end_the_run_failed(tmp_path: Path)
     name = _unique("exp")
     with pytest.raises(TrackingError, match="logging params failed") as info:
         Tracker(settings).start(name, params={"lr": 0.1})
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
     client = mlflow_client(settings)
     experiment = client.get_experiment_by_name(name)
     assert experiment is not None
@@ -428,9 +403,9 @@ def test_params_refused_by_the_store_at_start_end_the_run_failed(tmp_path: Path)
 
 
 def test_store_errors_carry_no_secret(tmp_path: Path) -> None:
-    settings = _own_store(tmp_path)
+    settings = fresh_mlflow_store(tmp_path)
     tracker = Tracker(settings).start(_unique("exp"))
-    _run_sql(
+    run_sql(
         settings,
         "CREATE TRIGGER refuse_metrics BEFORE INSERT ON metrics BEGIN "
         "SELECT RAISE(ABORT, 'denied https://acct.blob.core.windows.net/c/x?sv=1&sig=SECRET'); "
@@ -442,13 +417,13 @@ def test_store_errors_carry_no_secret(tmp_path: Path) -> None:
     tracker.log_metric("train/loss", 1.0)
     with pytest.raises(TrackingError, match="writing metrics") as info:
         tracker.flush()
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
     with pytest.raises(TrackingError) as info:
         tracker.end()
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
     with pytest.raises(TrackingError, match="cannot create experiment") as info:
         ensure_experiment(mlflow_client(settings), _unique("exp"))
-    _assert_no_secret(info.value)
+    assert_no_secret(info.value)
 
 
 def test_param_values_may_not_change(local_settings: Settings) -> None:

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from physai.core.errors import UserError
 from physai.core.jobs.spec import (
     JobSpec,
+    YamlModel,
     check_name,
     dump_yaml,
-    parse_yaml_text,
     read_yaml,
-    validate_model,
 )
 from physai.core.uris import parse_uri
 
@@ -42,10 +41,14 @@ class Producer(BaseModel):
     output: str
 
 
-class JobDag(BaseModel):
-    """A directed acyclic graph of jobs (explicit `after` edges plus data edges)."""
+class JobDag(YamlModel):
+    """A directed acyclic graph of jobs (explicit `after` edges plus data edges).
+
+    In YAML: `{name, description, jobs: [job spec, ...]}`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    yaml_kind: ClassVar[str] = "DAG spec"
 
     name: str
     jobs: list[JobSpec] = Field(min_length=1)
@@ -153,21 +156,6 @@ class JobDag(BaseModel):
     def of(cls, name: str, jobs: Iterable[JobSpec]) -> JobDag:
         """A DAG from jobs built in Python (fan-out shards, say)."""
         return cls(name=name, jobs=list(jobs))
-
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "DAG spec") -> JobDag:
-        """Validate a parsed mapping; a bad one raises UserError naming `source` and the field."""
-        return validate_model(cls, data, source)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> JobDag:
-        """Load a DAG from a YAML file: `{name, jobs: [job spec, ...]}`."""
-        return cls.from_dict(read_yaml(Path(path)), source=str(path))
-
-    @classmethod
-    def parse_yaml(cls, text: str, *, source: str = "DAG spec") -> JobDag:
-        """Load a DAG from YAML text."""
-        return cls.from_dict(parse_yaml_text(text, source), source=source)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping for YAML."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -96,10 +96,33 @@ def _io_map(value: Any) -> Any:
     return value
 
 
-class JobSpec(BaseModel):
+class YamlModel(BaseModel):
+    """A model kept in YAML files: loaders whose every failure is one line naming the source."""
+
+    yaml_kind: ClassVar[str] = "spec"
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | None = None) -> Self:
+        """Validate a parsed mapping; a bad one raises UserError naming `source` and the field."""
+        return validate_model(cls, data, source or cls.yaml_kind)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        """Load from a YAML file."""
+        return cls.from_dict(read_yaml(Path(path)), source=str(path))
+
+    @classmethod
+    def parse_yaml(cls, text: str, *, source: str | None = None) -> Self:
+        """Load from YAML text."""
+        source = source or cls.yaml_kind
+        return cls.from_dict(parse_yaml_text(text, source), source=source)
+
+
+class JobSpec(YamlModel):
     """One job: an argv command, where it runs, what it reads and writes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    yaml_kind: ClassVar[str] = "job spec"
 
     name: str
     command: list[str] = Field(min_length=1)
@@ -161,21 +184,6 @@ class JobSpec(BaseModel):
         return self
 
     # -- YAML ------------------------------------------------------------------------------
-
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "job spec") -> JobSpec:
-        """Validate a parsed mapping; a bad one raises UserError naming `source` and the field."""
-        return validate_model(cls, data, source)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> JobSpec:
-        """Load a job spec from a YAML file."""
-        return cls.from_dict(read_yaml(Path(path)), source=str(path))
-
-    @classmethod
-    def parse_yaml(cls, text: str, *, source: str = "job spec") -> JobSpec:
-        """Load a job spec from YAML text."""
-        return cls.from_dict(parse_yaml_text(text, source), source=source)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping (defaults left out, `name: URI` shorthand where it fits)."""
