@@ -1,0 +1,174 @@
+"""Packing episodes into files with LeRobot's size rules and chunk numbering.
+
+Data (lerobot 0.6.1 `dataset_writer.py`): the next episode goes to a new parquet file when
+`current size + average bytes per frame x its frames >= data_files_size_in_mb`. Videos: to a new
+MP4 when `current size + the episode's encoded size >= video_files_size_in_mb`. Each camera
+numbers its files on its own; a chunk directory holds `chunks_size` files. Episode metadata
+rows are flushed in batches of 10 and roll over at `data_files_size_in_mb` too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from physai.data_management.lerobot import format as fmt
+from physai.data_management.lerobot.files import OutputDir
+from physai.data_management.lerobot.video_encode import PackedVideo
+
+EPISODE_ROWS_PER_FLUSH = 10
+
+
+class ParquetFiles:
+    """Row groups appended to `chunk-XXX/file-XXX.parquet` files, rolling over by size."""
+
+    def __init__(
+        self,
+        out: OutputDir,
+        template: str,
+        schema: pa.Schema,
+        *,
+        limit_mb: float,
+        chunks_size: int,
+    ) -> None:
+        self._out = out
+        self._template = template
+        self._schema = schema
+        self._limit = limit_mb * fmt.MB
+        self._chunks_size = chunks_size
+        self.chunk = self.file = 0
+        self._sink: Any = None
+        self._writer: pq.ParquetWriter | None = None
+        self._rows = 0
+        self._relative = ""
+
+    def target(self, rows: int) -> tuple[int, int]:
+        """The (chunk, file) that `rows` more rows would go to."""
+        if self._writer is None:
+            return self.chunk, self.file
+        size = float(self._sink.tell())
+        per_row = size / self._rows if self._rows else 0.0
+        if size + per_row * rows >= self._limit:
+            return fmt.next_chunk_file(self.chunk, self.file, self._chunks_size)
+        return self.chunk, self.file
+
+    def write(self, table: pa.Table) -> tuple[int, int]:
+        """Append `table` as one row group; the (chunk, file) it went to."""
+        target = self.target(table.num_rows)
+        if self._writer is not None and target != (self.chunk, self.file):
+            self.close()
+        self.chunk, self.file = target
+        if self._writer is None:
+            self._relative = self._template.format(chunk_index=self.chunk, file_index=self.file)
+            self._sink = pa.OSFile(str(self._out.path(self._relative)), "wb")
+            self._writer = pq.ParquetWriter(
+                self._sink, self._schema, compression="snappy", use_dictionary=True
+            )
+            self._rows = 0
+        self._writer.write_table(table.cast(self._schema))
+        self._rows += table.num_rows
+        return self.chunk, self.file
+
+    def close(self) -> None:
+        """Finish the current file (and upload it, for remote destinations)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
+            self._out.done(self._relative)
+
+    def abort(self) -> None:
+        """Drop the current file's writer (the staging directory is discarded anyway)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+                self._sink.close()
+            finally:
+                self._writer = self._sink = None
+
+
+class CameraFiles:
+    """One camera's packed MP4 files."""
+
+    def __init__(self, out: OutputDir, key: str, *, limit_mb: float, chunks_size: int) -> None:
+        self._out = out
+        self._key = key
+        self._limit = limit_mb * fmt.MB
+        self._chunks_size = chunks_size
+        self.chunk = self.file = 0
+        self._current: PackedVideo | None = None
+        self._relative = ""
+
+    def append(self, episode_mp4: Path, frames: int, fps: int) -> dict[str, Any]:
+        """Pack one episode's MP4; its `videos/<camera>/...` episode-metadata values."""
+        size = os.path.getsize(episode_mp4)
+        if self._current is not None and self._current.bytes + size >= self._limit:
+            self.close()
+            self.chunk, self.file = fmt.next_chunk_file(self.chunk, self.file, self._chunks_size)
+        if self._current is None:
+            self._relative = fmt.video_path(self._key, self.chunk, self.file)
+            self._current = PackedVideo(self._out.path(self._relative))
+        start, end = self._current.append(episode_mp4, frames, fps)
+        prefix = f"videos/{self._key}/"
+        return {
+            prefix + "chunk_index": self.chunk,
+            prefix + "file_index": self.file,
+            prefix + "from_timestamp": start,
+            prefix + "to_timestamp": end,
+        }
+
+    def close(self) -> None:
+        """Finish the current file (and upload it, for remote destinations)."""
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+            self._out.done(self._relative)
+
+    def abort(self) -> None:
+        """Drop the current file."""
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+
+
+class EpisodeRows:
+    """`meta/episodes/chunk-XXX/file-XXX.parquet`: one row per episode, flushed in batches."""
+
+    def __init__(
+        self, out: OutputDir, schema: pa.Schema, *, limit_mb: float, chunks_size: int
+    ) -> None:
+        self._files = ParquetFiles(
+            out, fmt.EPISODES_PATH, schema, limit_mb=limit_mb, chunks_size=chunks_size
+        )
+        self._schema = schema
+        self._buffer: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Queue one episode's row."""
+        self._buffer.append(row)
+        if len(self._buffer) >= EPISODE_ROWS_PER_FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued rows, with the meta/episodes file indices they land in."""
+        if not self._buffer:
+            return
+        chunk, file = self._files.target(len(self._buffer))
+        for row in self._buffer:
+            row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = chunk, file
+        self._files.write(pa.Table.from_pylist(self._buffer, schema=self._schema))
+        self._buffer = []
+
+    def close(self) -> None:
+        """Write what is queued and finish the file."""
+        self.flush()
+        self._files.close()
+
+    def abort(self) -> None:
+        """Drop the writer."""
+        self._buffer = []
+        self._files.abort()
