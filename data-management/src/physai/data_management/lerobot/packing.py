@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from physai.data_management.lerobot import format as fmt
 from physai.data_management.lerobot.files import OutputDir
 from physai.data_management.lerobot.video_encode import PackedVideo
+from physai.data_management.lerobot.video_remux import VideoWindow
 
 EPISODE_ROWS_PER_FLUSH = 10
 
@@ -105,14 +106,36 @@ class CameraFiles:
 
     def append(self, episode_mp4: Path, frames: int, fps: int) -> dict[str, Any]:
         """Pack one episode's MP4; its `videos/<camera>/...` episode-metadata values."""
-        size = os.path.getsize(episode_mp4)
-        if self._current is not None and self._current.bytes + size >= self._limit:
+        self._roll_over(os.path.getsize(episode_mp4), None)
+        current = self._open()
+        return self._row(*current.append(episode_mp4, frames, fps))
+
+    def append_window(self, window: VideoWindow) -> dict[str, Any]:
+        """Pack one episode's encoded packets (no re-encoding); its episode-metadata values.
+
+        A window whose codec parameters differ from the current file's starts a new file.
+        """
+        self._roll_over(window.payload_bytes, window)
+        current = self._open()
+        return self._row(*current.append_window(window))
+
+    def _roll_over(self, size: int, window: VideoWindow | None) -> None:
+        current = self._current
+        if current is None:
+            return
+        if current.bytes + size >= self._limit or (
+            window is not None and not current.accepts(window)
+        ):
             self.close()
             self.chunk, self.file = fmt.next_chunk_file(self.chunk, self.file, self._chunks_size)
+
+    def _open(self) -> PackedVideo:
         if self._current is None:
             self._relative = fmt.video_path(self._key, self.chunk, self.file)
             self._current = PackedVideo(self._out.path(self._relative))
-        start, end = self._current.append(episode_mp4, frames, fps)
+        return self._current
+
+    def _row(self, start: float, end: float) -> dict[str, Any]:
         prefix = f"videos/{self._key}/"
         return {
             prefix + "chunk_index": self.chunk,

@@ -21,6 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from physai.core.errors import UserError
+from physai.data_management.lerobot.video_remux import (
+    StreamSignature,
+    VideoWindow,
+    stream_signature,
+)
 
 PIX_FMT = "yuv420p"
 
@@ -151,40 +156,49 @@ class PackedVideo:
         self.path = path
         self.bytes = 0
         self.duration_s = 0.0
+        self.signature: StreamSignature | None = None
         self._offset = 0  # in the stream's time base
         self._container: Any = av.open(
             str(path), "w", format="mp4", options={"movflags": "faststart"}
         )
         self._stream: Any = None
-        self._time_base: Fraction | None = None
 
     def append(self, episode: Path, frames: int, fps: int) -> tuple[float, float]:
         """Copy an episode's MP4 behind what the file holds; its (from, to) timestamps."""
-        payload = 0
         source: Any
         with av.open(str(episode)) as source:
             stream: Any = source.streams.video[0]
-            time_base = Fraction(stream.time_base)
-            if self._stream is None:
-                self._stream = self._container.add_stream_from_template(stream, opaque=True)
-                self._stream.time_base = time_base
-                self._time_base = time_base
-            elif time_base != self._time_base:
-                raise ValueError(f"{episode}: time base {time_base} != {self._time_base}")
-            for packet in source.demux(stream):
-                if packet.dts is None:
-                    continue
-                packet.pts += self._offset
-                packet.dts += self._offset
-                packet.stream = self._stream
-                payload += packet.size
-                self._container.mux(packet)
-        if self.bytes == 0:  # the container's own bytes (headers, index), counted once
-            self.bytes = max(0, os.path.getsize(episode) - payload)
-        self.bytes += payload
-        ticks = Fraction(frames, fps) / time_base
+            signature = stream_signature(stream)
+            packets = [p for p in source.demux(stream) if p.dts is not None]
+            ticks = round(Fraction(frames, fps) / signature.time_base)
+            window = VideoWindow(stream, signature, packets, 0, ticks)
+            if self.bytes == 0:  # the container's own bytes (headers, index), counted once
+                self.bytes = max(0, os.path.getsize(episode) - window.payload_bytes)
+            timestamps = self.append_window(window)
+        return timestamps
+
+    def accepts(self, window: VideoWindow) -> bool:
+        """True when `window`'s packets can join this file's stream (same codec setup)."""
+        return self.signature is None or self.signature == window.signature
+
+    def append_window(self, window: VideoWindow) -> tuple[float, float]:
+        """Copy a window's packets behind what the file holds; their (from, to) timestamps."""
+        if self._stream is None:
+            self._stream = self._container.add_stream_from_template(window.stream, opaque=True)
+            self._stream.time_base = window.signature.time_base
+            self.signature = window.signature
+        elif not self.accepts(window):
+            raise ValueError(f"{self.path}: a window with other codec parameters")
+        shift = self._offset - window.start
+        for packet in window.packets:
+            packet.pts += shift
+            packet.dts += shift
+            packet.stream = self._stream
+            self._container.mux(packet)
+        self.bytes += window.payload_bytes
+        time_base = window.signature.time_base
         start = float(self._offset * time_base)
-        self._offset += round(ticks)
+        self._offset += window.duration
         end = float(self._offset * time_base)
         self.duration_s = end
         return start, end

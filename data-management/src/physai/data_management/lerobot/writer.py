@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,13 +37,19 @@ from physai.core.errors import UserError
 from physai.core.storage import publish
 from physai.data_management.lerobot import format as fmt
 from physai.data_management.lerobot.episode import EpisodeBuffer
-from physai.data_management.lerobot.features import Feature, declare_features, numpy_to_arrow
+from physai.data_management.lerobot.features import (
+    Feature,
+    column_to_numpy,
+    declare_features,
+    numpy_to_arrow,
+)
 from physai.data_management.lerobot.files import OutputDir, write_json
 from physai.data_management.lerobot.packing import CameraFiles, EpisodeRows, ParquetFiles
 from physai.data_management.lerobot.stats import Stats, aggregate_features, numeric_stats
 from physai.data_management.lerobot.stats import to_json as stats_to_json
 from physai.data_management.lerobot.video_encode import probe_video_info
 from physai.data_management.lerobot.video_encode import video_codec as resolve_codec
+from physai.data_management.lerobot.video_remux import VideoWindow
 
 if TYPE_CHECKING:
     from physai.core.settings import Settings
@@ -71,7 +77,7 @@ class LeRobotDatasetWriter:
         url: str | os.PathLike[str],
         *,
         fps: int,
-        features: Mapping[str, Mapping[str, Any]],
+        features: Mapping[str, Mapping[str, Any]] | Mapping[str, Feature],
         robot_type: str | None = None,
         video_codec: str = "av1",
         chunks_size: int = fmt.DEFAULT_CHUNKS_SIZE,
@@ -92,7 +98,7 @@ class LeRobotDatasetWriter:
                 raise UserError(f"{name} must be positive, got {value!r}")
         self.url = os.fspath(url)
         self.fps = fps
-        self.features: dict[str, Feature] = declare_features(features)
+        self.features: dict[str, Feature] = _declared(features)
         self._robot_type = robot_type
         self._codec = resolve_codec(video_codec)
         self._threads = encoder_threads
@@ -206,6 +212,64 @@ class LeRobotDatasetWriter:
         finally:
             self._buffer = None
 
+    def add_packed_episode(
+        self,
+        table: pa.Table,
+        tasks: Sequence[str],
+        videos: Mapping[str, VideoWindow],
+        camera_stats: Mapping[str, Stats],
+    ) -> int:
+        """Add an episode that is already encoded: its parquet rows, one task per row, each
+        camera's packet window (copied, not re-encoded) and each camera's statistics.
+
+        `timestamp` and `frame_index` are kept as given; `episode_index`, `index` and
+        `task_index` are renumbered. Numeric statistics are computed from the rows.
+        """
+        self._check_open()
+        if self._buffer is not None and self._buffer.length:
+            raise UserError("an episode is being recorded with add_frame(): save or clear it")
+        length = table.num_rows
+        if length <= 0:
+            raise UserError("an episode needs at least one frame")
+        tasks = self._episode_tasks(list(tasks), length)
+        missing = [k for k in self._video_keys() if k not in videos or k not in camera_stats]
+        if missing:
+            raise UserError(f"the episode lacks the video or statistics of {missing}")
+        task_ids = self._task_ids(tasks)
+        columns: dict[str, NDArray[Any]] = {
+            "episode_index": np.full(length, self._episodes, dtype=np.int64),
+            "index": np.arange(self._frames, self._frames + length, dtype=np.int64),
+            "task_index": np.asarray([task_ids[t] for t in tasks], dtype=np.int64),
+        }
+        arrays = []
+        for name, feature in self.features.items():
+            if feature.is_video:
+                continue
+            if name in columns:
+                arrays.append(numpy_to_arrow(columns[name], feature))
+            elif name in table.column_names:
+                arrays.append(table.column(name))
+            else:
+                raise UserError(f"the episode's rows have no column {name!r}")
+        names = [n for n, f in self.features.items() if not f.is_video]
+        rows = pa.table(arrays, names=names)
+        stats: dict[str, Stats] = {}
+        for name, feature in self.features.items():
+            if feature.is_video:
+                stats[name] = dict(camera_stats[name])
+            elif feature.is_numeric:
+                values = columns.get(name)
+                if values is None:
+                    values = column_to_numpy(rows.column(name), feature, "episode rows")
+                stats[name] = numeric_stats(values)
+        return self._commit(
+            rows,
+            tasks,
+            task_ids,
+            stats,
+            lambda key, camera: camera.append_window(videos[key]),
+        )
+
     def finish(self) -> WriteSummary:
         """Write the metadata and publish the dataset at its URL."""
         self._check_open()
@@ -314,23 +378,22 @@ class LeRobotDatasetWriter:
             raise UserError(f"task must be one non-empty string or {frames} of them")
         return tasks
 
+    def _task_ids(self, tasks: list[str]) -> dict[str, int]:
+        new = [t for t in dict.fromkeys(tasks) if t not in self._tasks]
+        return {**self._tasks, **{t: len(self._tasks) + i for i, t in enumerate(new)}}
+
     def _save(
         self, buffer: EpisodeBuffer, columns: dict[str, NDArray[Any]], tasks: list[str]
     ) -> int:
         buffer.close_encoders()
-        episode_index, length = self._episodes, buffer.length
-        episode_tasks = list(dict.fromkeys(tasks))
-        new_tasks = {
-            t: len(self._tasks) + i
-            for i, t in enumerate(t for t in episode_tasks if t not in self._tasks)
-        }
-        task_ids = {**self._tasks, **new_tasks}
+        length = buffer.length
+        task_ids = self._task_ids(tasks)
         frame_index = np.arange(length, dtype=np.int64)
         columns = {
             **columns,
             "timestamp": (frame_index / self.fps).astype(np.float32),
             "frame_index": frame_index,
-            "episode_index": np.full(length, episode_index, dtype=np.int64),
+            "episode_index": np.full(length, self._episodes, dtype=np.int64),
             "index": np.arange(self._frames, self._frames + length, dtype=np.int64),
             "task_index": np.asarray([task_ids[t] for t in tasks], dtype=np.int64),
         }
@@ -347,11 +410,40 @@ class LeRobotDatasetWriter:
                 if not f.is_video
             }
         )
+
+        def append_video(key: str, camera: CameraFiles) -> dict[str, Any]:
+            encoder = buffer.encoders[key]
+            if self._episodes == 0:
+                info = probe_video_info(encoder.path)
+                self.features[key] = Feature(
+                    key,
+                    "video",
+                    self.features[key].shape,
+                    self.features[key].names,
+                    {**info, **self._codec.info(), "is_depth_map": False},
+                )
+            return camera.append(encoder.path, encoder.frames, self.fps)
+
+        try:
+            return self._commit(table, tasks, task_ids, stats, append_video)
+        finally:
+            buffer.discard()
+
+    def _commit(
+        self,
+        table: pa.Table,
+        tasks: list[str],
+        task_ids: dict[str, int],
+        stats: dict[str, Stats],
+        append_video: Callable[[str, CameraFiles], dict[str, Any]],
+    ) -> int:
+        """Write one episode's rows, videos and metadata row; the writer's state after it."""
+        episode_index, length = self._episodes, table.num_rows
         try:
             data_chunk, data_file = self._data.write(table)
             row: dict[str, Any] = {
                 "episode_index": episode_index,
-                "tasks": episode_tasks,
+                "tasks": list(dict.fromkeys(tasks)),
                 "length": length,
                 "data/chunk_index": data_chunk,
                 "data/file_index": data_file,
@@ -359,17 +451,7 @@ class LeRobotDatasetWriter:
                 "dataset_to_index": self._frames + length,
             }
             for key, camera in self._cameras.items():
-                encoder = buffer.encoders[key]
-                if episode_index == 0:
-                    info = probe_video_info(encoder.path)
-                    self.features[key] = Feature(
-                        key,
-                        "video",
-                        self.features[key].shape,
-                        self.features[key].names,
-                        {**info, **self._codec.info(), "is_depth_map": False},
-                    )
-                row.update(camera.append(encoder.path, encoder.frames, self.fps))
+                row.update(append_video(key, camera))
             for name, feature_stats in stats.items():
                 for key, value in feature_stats.items():
                     row[f"stats/{name}/{key}"] = np.asarray(value).tolist()
@@ -377,8 +459,6 @@ class LeRobotDatasetWriter:
         except BaseException:
             self._broken = True  # files were half-appended: only abort() is left
             raise
-        finally:
-            buffer.discard()
         self._tasks = task_ids
         self._stats = stats if self._stats is None else aggregate_features([self._stats, stats])
         self._episodes += 1
@@ -459,6 +539,20 @@ class LeRobotDatasetWriter:
     def _cleanup(self) -> None:
         shutil.rmtree(self._scratch, ignore_errors=True)
         self._out.cleanup()
+
+
+def _declared(
+    features: Mapping[str, Mapping[str, Any]] | Mapping[str, Feature],
+) -> dict[str, Feature]:
+    """Feature specs for a new dataset, or parsed `Feature`s copied from another dataset."""
+    if features and all(isinstance(f, Feature) for f in features.values()):
+        copied = {name: f for name, f in features.items() if isinstance(f, Feature)}
+        defaults = declare_features({})
+        missing = [name for name in defaults if name not in copied]
+        if missing:
+            raise UserError(f"copied features lack the default columns {missing}")
+        return copied
+    return declare_features(features)  # type: ignore[arg-type]
 
 
 def write_episodes(
