@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from physai.core.cli import domain_app, get_settings
@@ -54,3 +56,163 @@ def validate(
         typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("curate")
+def curate_command(
+    ctx: typer.Context,
+    sources: list[str] = typer.Argument(
+        ..., help="Source dataset paths or URLs (several: their episodes are merged)."
+    ),
+    out: str = typer.Option(..., "--out", "-o", help="Output dataset path or URL (new)."),
+    episodes: str | None = typer.Option(
+        None, "--episodes", help="Keep these episode ids: '0-9,12'; 'S:N' names source S."
+    ),
+    drop_episodes: str | None = typer.Option(
+        None, "--drop-episodes", help="Delete these episode ids (same syntax)."
+    ),
+    tasks: list[str] = typer.Option([], "--task", help="Keep episodes with this task (repeat)."),
+    outcomes: list[str] = typer.Option(
+        [], "--outcome", help="Keep episodes labelled success, failure or partial (repeat)."
+    ),
+    where: str | None = typer.Option(
+        None,
+        "--where",
+        help="Filter expression over episode fields, e.g. "
+        '\'quality.idle_fraction < 0.3 and labels["operator"] == "ana"\'.',
+    ),
+    split: list[str] = typer.Option(
+        [],
+        "--split",
+        help="NAME=FRACTION (0.8), NAME=IDS (0-9) or NAME=rest; repeat; outputs <out>/<NAME>.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random split."),
+    set_task: str | None = typer.Option(None, "--set-task", help="Give every episode this task."),
+    rename_task: list[str] = typer.Option(
+        [], "--rename-task", help="'OLD=>NEW': rename one task (repeat)."
+    ),
+    reencode: bool = typer.Option(
+        False, "--reencode", help="Decode and encode the video again instead of copying it."
+    ),
+    codec: str | None = typer.Option(
+        None, "--codec", help="Codec when re-encoding: av1 or h264 (default: the source's)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be written; write nothing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Filter, split, merge, delete and re-task episodes into a new LeRobot v3.0 dataset.
+
+    Video is copied packet for packet (no re-encoding, frames identical to the source); the
+    sources are never modified; outputs appear whole or not at all.
+
+    Examples:
+
+      physai data-management curate ds --out ds-ok --outcome success
+
+      physai data-management curate ds --out ds-split --split train=0.8 --split val=0.2
+
+      physai data-management curate a b --out merged --drop-episodes 1:0-4
+
+      physai data-management curate ds --out ds2 --where 'length > 100' --set-task 'pick'
+    """
+    from physai.data_management.curation import Selection
+
+    settings = get_settings(ctx)
+    selection = Selection(
+        episodes=episodes,
+        drop_episodes=drop_episodes,
+        tasks=tasks,
+        outcomes=outcomes,
+        where=where,
+    )
+    renames = _renames(rename_task)
+    if dry_run:
+        _curate_plan(sources, selection, split, seed, settings, as_json)
+        return
+    from rich.progress import Progress
+
+    from physai.data_management.curation import curate
+
+    with Progress(transient=True, disable=as_json) as bar:
+        task_id = bar.add_task("curating", total=None)
+        report = curate(
+            sources,
+            out,
+            selection=selection,
+            split=split or None,
+            seed=seed,
+            set_task=set_task,
+            rename_tasks=renames,
+            reencode=reencode,
+            video_codec=codec,
+            overwrite=overwrite,
+            settings=settings,
+            progress=lambda _record: bar.advance(task_id),
+            on_plan=lambda total: bar.update(task_id, total=total),
+        )
+    if as_json:
+        typer.echo(report.model_dump_json(indent=1))
+        return
+    for output in report.outputs:
+        typer.echo(
+            f"{output.url}: {output.episodes} episodes, {output.frames} frames "
+            f"(video copied for {output.copied_episodes}, re-encoded for "
+            f"{output.reencoded_episodes})"
+        )
+    typer.echo(
+        f"kept {report.selected_episodes} of {report.source_episodes} episodes "
+        f"in {report.seconds:.2f} s"
+    )
+
+
+def _renames(items: list[str]) -> dict[str, str]:
+    from physai.core.errors import UserError
+
+    renames: dict[str, str] = {}
+    for item in items:
+        old, sep, new = item.partition("=>")
+        if not sep or not old.strip() or not new.strip():
+            raise UserError(f"bad --rename-task {item!r}: write 'OLD=>NEW'")
+        renames[old.strip()] = new.strip()
+    return renames
+
+
+def _curate_plan(
+    sources: list[str],
+    selection: Any,
+    split: list[str],
+    seed: int,
+    settings: Any,
+    as_json: bool,
+) -> None:
+    import json
+
+    from physai.data_management.curation import load_catalog
+    from physai.data_management.curation.selection import assign_split, parse_split
+
+    parts = parse_split(split) if split else None
+    catalog = load_catalog(sources, settings)
+    chosen = selection.apply(catalog.records, len(catalog.sources))
+    groups = assign_split(chosen, parts, seed) if parts and chosen else {"": chosen}
+    plan = {
+        name or "output": [
+            {"source": r.source, "episode_index": r.episode_index, "length": r.info.length}
+            for r in records
+        ]
+        for name, records in groups.items()
+    }
+    if as_json:
+        typer.echo(json.dumps(plan, indent=1))
+        return
+    for name, rows in plan.items():
+        ids = ", ".join(
+            f"{row['source']}:{row['episode_index']}"
+            if len(sources) > 1
+            else str(row["episode_index"])
+            for row in rows
+        )
+        frames = sum(row["length"] for row in rows)
+        typer.echo(f"{name}: {len(rows)} episodes, {frames} frames: {ids}")

@@ -36,7 +36,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -607,6 +607,37 @@ def _parse_snapshot(url: str, blob: bytes) -> list[Edit]:
     return [_edit(url, item) for item in items]
 
 
+def renumbered_snapshot(
+    edits: Iterable[Edit], episodes: Mapping[int, int], *, writer: str = "curate"
+) -> tuple[str, bytes] | None:
+    """A snapshot carrying the edits of the episodes in `episodes` (old index → new index),
+    renumbered, for a dataset made from this one: (path under `annotations/`, content).
+
+    None when no edit concerns those episodes. Edits keep their ids, times and authors.
+    """
+    kept = sorted(
+        (
+            e.model_copy(update={"episode": episodes[e.episode]})
+            for e in edits
+            if e.episode in episodes
+        ),
+        key=lambda e: e.order,
+    )
+    if not kept:
+        return None
+    time_ns = _next_time_ns()
+    name = f"snapshot-{time_ns:020d}-{writer}-{uuid.uuid4().hex}.json"
+    document = {
+        "format": SNAPSHOT_FORMAT,
+        "version": FORMAT_VERSION,
+        "created": _iso(time_ns),
+        "writer": writer,
+        "cutoff": kept[-1].id,
+        "edits": [e.model_dump(mode="json") for e in kept],
+    }
+    return f"{ANNOTATIONS_DIR}/{name}", json.dumps(document, indent=1).encode()
+
+
 # -- quality scores as episode metadata ------------------------------------------------------
 
 
@@ -615,13 +646,8 @@ def quality_url(dataset_url: str) -> str:
     return join_url(dataset_url, ANNOTATIONS_DIR, QUALITY_FILE)
 
 
-def store_quality(
-    dataset_url: str, scores: Sequence[EpisodeQuality], settings: Settings | None = None
-) -> str:
-    """Write quality scores (one per episode) to `annotations/quality.json`, atomically.
-
-    The file is replaced whole: the last call wins. Returns its URL.
-    """
+def quality_document(scores: Sequence[EpisodeQuality]) -> bytes:
+    """The `quality.json` document of `scores` (one per episode), as bytes."""
     indices = [q.episode_index for q in scores]
     if len(set(indices)) != len(indices):
         twice = sorted({i for i in indices if indices.count(i) > 1})
@@ -635,9 +661,19 @@ def store_quality(
         ],
     }
     try:
-        data = json.dumps(document, indent=1, allow_nan=False).encode()
+        return json.dumps(document, indent=1, allow_nan=False).encode()
     except ValueError as exc:
         raise UserError(f"quality scores are not valid JSON: {exc}") from None
+
+
+def store_quality(
+    dataset_url: str, scores: Sequence[EpisodeQuality], settings: Settings | None = None
+) -> str:
+    """Write quality scores (one per episode) to `annotations/quality.json`, atomically.
+
+    The file is replaced whole: the last call wins. Returns its URL.
+    """
+    data = quality_document(scores)
     url = quality_url(dataset_url)
     write_bytes(url, data, settings)
     return url

@@ -270,6 +270,18 @@ class LeRobotDatasetWriter:
             lambda key, camera: camera.append_window(videos[key]),
         )
 
+    def add_file(self, relative: str, data: bytes) -> None:
+        """Publish one more file with the dataset, e.g. `annotations/...` or `meta/<name>.json`."""
+        self._check_open()
+        parts = relative.split("/")
+        reserved = relative in (fmt.INFO_PATH, fmt.STATS_PATH, fmt.TASKS_PATH) or (
+            parts[0] in ("data", "videos") or parts[:2] == ["meta", "episodes"]
+        )
+        if not relative or "\\" in relative or any(p in ("", ".", "..") for p in parts) or reserved:
+            raise UserError(f"cannot add a file at {relative!r} to a dataset")
+        self._out.path(relative).write_bytes(data)
+        self._out.done(relative)
+
     def finish(self) -> WriteSummary:
         """Write the metadata and publish the dataset at its URL."""
         self._check_open()
