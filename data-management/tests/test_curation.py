@@ -479,7 +479,17 @@ def test_merge_rejects_different_features_or_fps(source: Path, tmp_path: Path) -
         curate([source, fast], tmp_path / "out")
     with pytest.raises(UserError, match="given twice"):
         load_catalog([str(source), str(source)])
+    h264 = make_source(tmp_path / "h264", count=2, video_codec="h264")
+    with pytest.raises(UserError, match=r"video\.codec 'av1'.*'h264'.*--reencode"):
+        curate([source, h264], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    report = curate(
+        [h264, source], tmp_path / "mixed", reencode=True, selection=Selection(episodes="0-1")
+    )
+    assert report.outputs[0].reencoded_episodes == 4
+    info = json.loads((tmp_path / "mixed/meta/info.json").read_text())
+    assert info["features"][CAMERA]["info"]["video.codec"] == "h264"
+    assert validate_dataset(tmp_path / "mixed").ok
 
 
 @pytest.mark.integration
@@ -524,3 +534,18 @@ def test_filter_expression_semantics() -> None:
     for bad in ["().__class__", "open('x')", "length if 1 else 2", "{1: 2}", "x := 1", ""]:
         with pytest.raises(UserError):
             FilterExpression(bad, known)
+
+
+def test_whole_files_are_copied_when_every_episode_is_kept(source: Path, tmp_path: Path) -> None:
+    curate([source], tmp_path / "halves", split=["a=0-5", "b=rest"])
+    halves = [tmp_path / "halves/a", tmp_path / "halves/b"]
+    out = tmp_path / "merged"
+    curate(halves, out)
+    digests = [
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for root in [*halves, out]
+        for p in sorted((root / "videos").rglob("*.mp4"))
+    ]
+    assert len(digests) == 4 and digests[2:] == digests[:2]  # the halves' files, byte for byte
+    assert_frames_identical(out, halves)
+    assert validate_dataset(out).ok

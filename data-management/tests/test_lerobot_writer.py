@@ -79,7 +79,7 @@ def test_writes_the_v3_layout(written: tuple[Path, list[Any]]) -> None:
 def test_parquet_columns_are_lerobots(written: tuple[Path, list[Any]]) -> None:
     root, _ = written
     data = pq.ParquetFile(root / "data/chunk-000/file-000.parquet")
-    assert data.metadata.num_row_groups == 3  # one row group per episode
+    assert data.metadata.num_row_groups == 1  # episodes batched into row groups (packing.py)
     schema = data.schema_arrow
     assert str(schema.field("observation.state").type) == "fixed_size_list<element: float>[3]"
     assert str(schema.field("timestamp").type) == "float"

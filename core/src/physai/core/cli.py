@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 
+from physai.core import commands
 from physai.core.commands import CliState, PhysaiGroup, get_settings
 from physai.core.contracts import Specification, find_specifications, specifications_dir
 from physai.core.errors import UserError
@@ -182,4 +183,5 @@ _mount_domains(app)
 
 def main() -> None:
     """Console-script entry point."""
+    commands.STANDALONE_PROCESS = True
     app()

@@ -16,6 +16,10 @@ from typer.core import TyperGroup
 from physai.core.errors import PhysaiError
 from physai.core.settings import Settings, load_settings
 
+# True in a `physai` console-script process (it exits after one command); False when the app
+# is invoked in-process (tests, notebooks). Commands may then trade process-wide state for speed.
+STANDALONE_PROCESS = False
+
 
 class PhysaiGroup(TyperGroup):
     """A command group that prints a PhysaiError as `error: <one line>` and exits with its code.

@@ -118,8 +118,13 @@ def curate_command(
 
       physai data-management curate ds --out ds2 --where 'length > 100' --set-task 'pick'
     """
+    from physai.core import commands
     from physai.data_management.curation import Selection
 
+    if commands.STANDALONE_PROCESS:
+        from physai.data_management.lerobot.files import skip_pandas_in_pyarrow
+
+        skip_pandas_in_pyarrow()
     settings = get_settings(ctx)
     selection = Selection(
         episodes=episodes,

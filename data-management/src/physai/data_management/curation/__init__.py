@@ -26,7 +26,12 @@ from pydantic import BaseModel, ConfigDict
 from physai.core.errors import UserError
 from physai.core.storage import join_url, publish, resolve
 from physai.data_management.curation.assemble import Retask, WrittenDataset, write_dataset
-from physai.data_management.curation.catalog import Catalog, EpisodeRecord, load_catalog
+from physai.data_management.curation.catalog import (
+    Catalog,
+    EpisodeRecord,
+    load_catalog,
+    video_difference,
+)
 from physai.data_management.curation.expressions import FilterExpression
 from physai.data_management.curation.selection import (
     Selection,
@@ -109,6 +114,9 @@ def curate(
     parts = parse_split(split) if split else None
     _check_output(out_url, urls, settings)
     catalog = load_catalog(urls, settings)
+    difference = video_difference(catalog)
+    if difference and not reencode:
+        raise UserError(f"cannot merge without re-encoding: {difference}: pass --reencode")
     chosen = (selection or Selection()).apply(catalog.records, len(catalog.sources))
     if not chosen:
         raise UserError(

@@ -4,7 +4,7 @@ For each chosen episode, in order: its parquet rows are sliced out of the source
 (every column kept as stored; `episode_index`, `index` and `task_index` renumbered), each
 camera's packets are cut out of the source's packed MP4 by the episode's time window and
 appended to the output's packed MP4 (`lerobot.video_remux`), and its camera statistics are
-carried over (numeric ones are recomputed from the rows, which is exact and cheap). Only when
+carried over (but those of the renumbered index columns, recomputed). Only when
 asked (`reencode=True`), or when a window cannot be copied (it does not start on a keyframe),
 is an episode's video decoded and encoded again. Annotations and quality scores of the chosen
 episodes follow them under their new indices; `meta/curation.json` records where every
@@ -47,7 +47,7 @@ from physai.data_management.lerobot.video_encode import (
     probe_video_info,
     video_codec,
 )
-from physai.data_management.lerobot.video_remux import SourceVideos, VideoWindow
+from physai.data_management.lerobot.video_remux import FilePart, SourceVideos, VideoWindow
 from physai.data_management.lerobot.writer import LeRobotDatasetWriter
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 CURATION_PATH: Final = "meta/curation.json"
 CURATION_FORMAT: Final = "physai.curation"
+RENUMBERED: Final = frozenset({"episode_index", "index", "task_index"})
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,14 @@ def write_dataset(
         overwrite=overwrite,
         settings=settings,
     )
-    copier = _EpisodeCopier(catalog, writer, reencode=reencode, codec=forced, settings=settings)
+    copier = _EpisodeCopier(
+        catalog,
+        writer,
+        reencode=reencode,
+        codec=forced,
+        settings=settings,
+        whole_files={} if reencode else whole_files(catalog, records),
+    )
     try:
         origin: list[dict[str, Any]] = []
         for record in records:
@@ -226,8 +234,10 @@ class _EpisodeCopier:
         reencode: bool,
         codec: VideoCodec | None,
         settings: Settings | None,
+        whole_files: dict[tuple[int, int, str], WholeFile],
     ) -> None:
         self._catalog = catalog
+        self._whole = whole_files
         self._writer = writer
         self._reencode = reencode
         self._codec = codec
@@ -245,10 +255,27 @@ class _EpisodeCopier:
         rows = self._rows.episode(source, record)
         tasks = self._tasks(source, record, rows)
         keys = [n for n, f in self._catalog.features.items() if f.is_video]
-        windows: dict[str, VideoWindow] = {}
+        windows: dict[str, VideoWindow | FilePart] = {}
         if not self._reencode:
             for key in keys:
                 segment = record.info.videos[key]
+                whole = self._whole.get((record.source, record.episode_index, key))
+                if (
+                    whole is not None
+                    and whole.first
+                    and not self._tail_intact(source, segment.path, whole)
+                ):
+                    self._drop_whole(record.source, key, segment.path)
+                    whole = None
+                if whole is not None:
+                    windows[key] = FilePart(
+                        source.root.child(segment.path),
+                        segment.from_timestamp,
+                        segment.to_timestamp,
+                        first=whole.first,
+                        last=whole.last,
+                    )
+                    continue
                 window = self._videos.window(
                     source.root.child(segment.path),
                     segment.from_timestamp,
@@ -267,7 +294,7 @@ class _EpisodeCopier:
                 rows,
                 [retask(t) for t in tasks],
                 windows,
-                self._camera_stats(source, record, keys),
+                self._carried_stats(source, record, keys),
             )
         finally:
             encoded.close()
@@ -280,6 +307,19 @@ class _EpisodeCopier:
             return "reencoded"
         self.copied += 1
         return "copied"
+
+    def _tail_intact(self, source: SourceDataset, path: str, whole: WholeFile) -> bool:
+        """Before copying a file whole: its last episode's packets are all there (a truncated
+        file is caught here; the packet path then reports it)."""
+        window = self._videos.window(source.root.child(path), *whole.tail)
+        return window is not None
+
+    def _drop_whole(self, source: int, key: str, path: str) -> None:
+        stale = [
+            k for k, w in self._whole.items() if k[0] == source and k[2] == key and w.path == path
+        ]
+        for k in stale:
+            del self._whole[k]
 
     def _tasks(self, source: SourceDataset, record: EpisodeRecord, rows: pa.Table) -> list[str]:
         names = source.meta.tasks
@@ -312,7 +352,7 @@ class _EpisodeCopier:
         record: EpisodeRecord,
         keys: list[str],
         encoded: SourceVideos,
-    ) -> dict[str, VideoWindow]:
+    ) -> dict[str, VideoWindow | FilePart]:
         """Decode the episode's frames and encode them again, one MP4 per camera."""
         features = self._catalog.features
         encoders: dict[str, tuple[EpisodeEncoder, VideoCodec]] = {}
@@ -339,7 +379,7 @@ class _EpisodeCopier:
             for encoder, _ in encoders.values():
                 encoder.abort()
             raise
-        windows = {}
+        windows: dict[str, VideoWindow | FilePart] = {}
         length = record.info.length
         for key, (encoder, codec) in encoders.items():
             location = resolve(str(encoder.path))
@@ -354,18 +394,18 @@ class _EpisodeCopier:
                 self._writer.features[key] = Feature(key, "video", old.shape, old.names, info)
         return windows
 
-    def _camera_stats(
+    def _carried_stats(
         self, source: SourceDataset, record: EpisodeRecord, keys: list[str]
     ) -> dict[str, Stats]:
+        """The source's statistics of this episode that stay true in the output: every
+        complete one but the renumbered columns'; cameras without one are computed."""
         stored = source.meta.episode_stats(record.episode_index) or {}
-        stats: dict[str, Stats] = {}
-        missing = []
-        for key in keys:
-            value = stored.get(key)
-            if value is not None and all(k in value for k in fmt.STAT_KEYS):
-                stats[key] = value
-            else:
-                missing.append(key)
+        stats = {
+            name: value
+            for name, value in stored.items()
+            if name not in RENUMBERED and all(k in value for k in fmt.STAT_KEYS)
+        }
+        missing = [key for key in keys if key not in stats]
         if missing:
             computed = self._reader(source).compute_episode_stats(record.episode_index)
             stats.update({key: computed[key] for key in missing})
@@ -376,6 +416,52 @@ class _EpisodeCopier:
         for reader in self._readers.values():
             reader.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class WholeFile:
+    """An episode in a source video file that is copied whole."""
+
+    path: str
+    first: bool
+    last: bool
+    tail: tuple[float, float, int]  # the file's last episode: from, to, frames
+
+
+def whole_files(
+    catalog: Catalog, records: Sequence[EpisodeRecord]
+) -> dict[tuple[int, int, str], WholeFile]:
+    """Source video files (v3.0) every episode of which is chosen, consecutively and in order:
+    those are copied whole. {(source, episode_index, camera): WholeFile}."""
+    position = {r.key: i for i, r in enumerate(records)}
+    result: dict[tuple[int, int, str], WholeFile] = {}
+    for source in catalog.sources:
+        if source.meta.version != fmt.CODEBASE_VERSION:
+            continue  # v2.x: one file per episode; packing them is better than copying each
+        for key in source.meta.video_keys:
+            files: dict[str, list[tuple[float, int]]] = {}
+            infos = {info.episode_index: info for info in source.meta.episodes}
+            for info in source.meta.episodes:
+                segment = info.videos[key]
+                files.setdefault(segment.path, []).append(
+                    (segment.from_timestamp, info.episode_index)
+                )
+            for path, episodes in files.items():
+                order = [e for _, e in sorted(episodes)]
+                places = [position.get((source.position, e)) for e in order]
+                if any(p is None for p in places):
+                    continue
+                first = places[0]
+                assert first is not None
+                if places != list(range(first, first + len(places))):
+                    continue
+                last = infos[order[-1]]
+                tail = (last.videos[key].from_timestamp, last.videos[key].to_timestamp, last.length)
+                for n, episode in enumerate(order):
+                    result[(source.position, episode, key)] = WholeFile(
+                        path, n == 0, n == len(order) - 1, tail
+                    )
+    return result
 
 
 def _source_codec(feature: Feature, source: SourceDataset) -> VideoCodec:

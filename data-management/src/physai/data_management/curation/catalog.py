@@ -121,6 +121,27 @@ class Catalog:
         return self.sources[0].meta.fps
 
 
+VIDEO_KEYS = ("video.codec", "video.pix_fmt", "video.height", "video.width")
+
+
+def video_difference(catalog: Catalog) -> str | None:
+    """How the sources' cameras are encoded differently (codec, pixel format, size), if so."""
+    first = catalog.sources[0]
+    for other in catalog.sources[1:]:
+        for name, feature in first.meta.features.items():
+            if not feature.is_video:
+                continue
+            mine = {k: (feature.info or {}).get(k) for k in VIDEO_KEYS}
+            theirs = {k: (other.meta.features[name].info or {}).get(k) for k in VIDEO_KEYS}
+            if mine != theirs:
+                key = next(k for k in VIDEO_KEYS if mine[k] != theirs[k])
+                return (
+                    f"camera {name!r} has {key} {mine[key]!r} in {first.root.display} but "
+                    f"{theirs[key]!r} in {other.root.display}"
+                )
+    return None
+
+
 def load_catalog(urls: Sequence[str], settings: Settings | None = None) -> Catalog:
     """Read the metadata, annotations and quality scores of every source dataset."""
     if not urls:

@@ -106,15 +106,19 @@ class DatasetMetadata:
         source = self._episode_stats
         if source is None:
             return None
-        if isinstance(source, list):
-            return source[position]
-        row = source.slice(position, 1).to_pylist()[0]
-        stats: dict[str, Stats] = {}
-        for column, value in row.items():
-            name, _, key = column.removeprefix("stats/").rpartition("/")
-            if value is not None and name:
-                stats.setdefault(name, {})[key] = np.atleast_1d(np.asarray(value))
-        return stats
+        if not isinstance(source, list):  # v3.0: convert the stats columns once, on first use
+            source = [_stats_from_row(row) for row in source.to_pylist()]
+            self._episode_stats = source
+        return source[position]
+
+
+def _stats_from_row(row: Mapping[str, Any]) -> dict[str, Stats]:
+    stats: dict[str, Stats] = {}
+    for column, value in row.items():
+        name, _, key = column.removeprefix("stats/").rpartition("/")
+        if value is not None and name:
+            stats.setdefault(name, {})[key] = np.atleast_1d(np.asarray(value))
+    return stats
 
 
 def load_metadata(root: Location) -> DatasetMetadata:

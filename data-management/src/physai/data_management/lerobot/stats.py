@@ -76,8 +76,8 @@ def numeric_stats(values: NDArray[Any]) -> Stats:
     array = np.asarray(values)
     frames = int(array.shape[0])
     rows = array.reshape(-1, 1) if array.ndim == 1 else array.reshape(-1, array.shape[-1])
-    if rows.shape[0] < 2:
-        mean = rows.mean(axis=0)
+    if rows.shape[0] < 2 or (rows.size and bool(np.all(rows == rows[0]))):
+        mean = rows.mean(axis=0)  # one frame, or a constant column: every quantile is the value
         stats: Stats = {
             "min": rows.min(axis=0),
             "max": rows.max(axis=0),

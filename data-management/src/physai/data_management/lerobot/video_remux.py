@@ -71,6 +71,20 @@ class VideoWindow:
         return sum(int(p.size) for p in self.packets)
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """An episode of a source MP4 that is copied whole: its window stays as it is.
+
+    `first` on the file's first episode (the file is copied then), `last` on its last.
+    """
+
+    location: Location
+    from_timestamp: float
+    to_timestamp: float
+    first: bool
+    last: bool
+
+
 class _Source:
     """One open MP4 for demuxing (a local path or a remote file handle)."""
 

@@ -49,7 +49,7 @@ from physai.data_management.lerobot.stats import Stats, aggregate_features, nume
 from physai.data_management.lerobot.stats import to_json as stats_to_json
 from physai.data_management.lerobot.video_encode import probe_video_info
 from physai.data_management.lerobot.video_encode import video_codec as resolve_codec
-from physai.data_management.lerobot.video_remux import VideoWindow
+from physai.data_management.lerobot.video_remux import FilePart, VideoWindow
 
 if TYPE_CHECKING:
     from physai.core.settings import Settings
@@ -131,7 +131,7 @@ class LeRobotDatasetWriter:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._tasks: dict[str, int] = {}
-        self._stats: dict[str, Stats] | None = None
+        self._episode_stats: list[dict[str, Stats]] = []
         self._episodes = 0
         self._frames = 0
         self._buffer: EpisodeBuffer | None = None
@@ -216,14 +216,16 @@ class LeRobotDatasetWriter:
         self,
         table: pa.Table,
         tasks: Sequence[str],
-        videos: Mapping[str, VideoWindow],
-        camera_stats: Mapping[str, Stats],
+        videos: Mapping[str, VideoWindow | FilePart],
+        stats: Mapping[str, Stats],
     ) -> int:
         """Add an episode that is already encoded: its parquet rows, one task per row, each
-        camera's packet window (copied, not re-encoded) and each camera's statistics.
+        camera's packet window or part of a whole copied file (not re-encoded) and statistics
+        carried over.
 
         `timestamp` and `frame_index` are kept as given; `episode_index`, `index` and
-        `task_index` are renumbered. Numeric statistics are computed from the rows.
+        `task_index` are renumbered and their statistics recomputed. `stats` must hold every
+        camera's; numeric features it lacks are computed from the rows.
         """
         self._check_open()
         if self._buffer is not None and self._buffer.length:
@@ -232,7 +234,7 @@ class LeRobotDatasetWriter:
         if length <= 0:
             raise UserError("an episode needs at least one frame")
         tasks = self._episode_tasks(list(tasks), length)
-        missing = [k for k in self._video_keys() if k not in videos or k not in camera_stats]
+        missing = [k for k in self._video_keys() if k not in videos or k not in stats]
         if missing:
             raise UserError(f"the episode lacks the video or statistics of {missing}")
         task_ids = self._task_ids(tasks)
@@ -253,21 +255,21 @@ class LeRobotDatasetWriter:
                 raise UserError(f"the episode's rows have no column {name!r}")
         names = [n for n, f in self.features.items() if not f.is_video]
         rows = pa.table(arrays, names=names)
-        stats: dict[str, Stats] = {}
+        episode_stats: dict[str, Stats] = {}
         for name, feature in self.features.items():
-            if feature.is_video:
-                stats[name] = dict(camera_stats[name])
+            if name in stats and name not in columns and (feature.is_video or feature.is_numeric):
+                episode_stats[name] = dict(stats[name])
             elif feature.is_numeric:
                 values = columns.get(name)
                 if values is None:
                     values = column_to_numpy(rows.column(name), feature, "episode rows")
-                stats[name] = numeric_stats(values)
+                episode_stats[name] = numeric_stats(values)
         return self._commit(
             rows,
             tasks,
             task_ids,
-            stats,
-            lambda key, camera: camera.append_window(videos[key]),
+            episode_stats,
+            lambda key, camera: _append_video(camera, videos[key]),
         )
 
     def add_file(self, relative: str, data: bytes) -> None:
@@ -297,8 +299,8 @@ class LeRobotDatasetWriter:
                 camera.close()
             self._rows.close()
             self._write_tasks()
-            assert self._stats is not None
-            write_json(self._out.path(fmt.STATS_PATH), stats_to_json(self._stats))
+            stats = aggregate_features(self._episode_stats)
+            write_json(self._out.path(fmt.STATS_PATH), stats_to_json(stats))
             self._out.done(fmt.STATS_PATH)
             write_json(self._out.path(fmt.INFO_PATH), self._info())
             self._out.done(fmt.INFO_PATH)
@@ -472,7 +474,7 @@ class LeRobotDatasetWriter:
             self._broken = True  # files were half-appended: only abort() is left
             raise
         self._tasks = task_ids
-        self._stats = stats if self._stats is None else aggregate_features([self._stats, stats])
+        self._episode_stats.append(stats)
         self._episodes += 1
         self._frames += length
         return episode_index
@@ -551,6 +553,12 @@ class LeRobotDatasetWriter:
     def _cleanup(self) -> None:
         shutil.rmtree(self._scratch, ignore_errors=True)
         self._out.cleanup()
+
+
+def _append_video(camera: CameraFiles, video: VideoWindow | FilePart) -> dict[str, Any]:
+    if isinstance(video, FilePart):
+        return camera.append_from_copy(video)
+    return camera.append_window(video)
 
 
 def _declared(
