@@ -161,6 +161,10 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--delete", type=int, default=20, help="episodes to delete")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool; median reported")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip writing .pyc files before timing"
+    )
     parser.add_argument("--quick", action="store_true", help="20 x 50, delete 4")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -178,8 +182,9 @@ def main() -> int:
         "operations": {},
     }
     try:
-        print("compiling bytecode (once, untimed) ...", flush=True)
-        results["compile_bytecode_seconds"] = round(compile_bytecode(), 1)
+        if not args.no_compile:
+            print("compiling bytecode (once, untimed) ...", flush=True)
+            results["compile_bytecode_seconds"] = round(compile_bytecode(), 1)
         source = work / "source"
         print(f"building {args.episodes} x {args.frames} frames ...", flush=True)
         build_s = write_physai(source, make_episodes(args.episodes, args.frames))
@@ -270,11 +275,18 @@ def main() -> int:
                 row: dict[str, Any] = {}
                 for tool in ("physai", "lerobot"):
                     print(f"{operation}: {tool} ...", flush=True)
-                    seconds, _ = run(commands[tool], env)
                     dirs = [work / d for d in outputs[operation][tool]]
+                    runs = []
+                    for attempt in range(args.repeat):
+                        if attempt:
+                            for d in {work / Path(d).parts[0] for d in outputs[operation][tool]}:
+                                shutil.rmtree(d)
+                        runs.append(run(commands[tool], env)[0])
+                    seconds = float(np.median(runs))
                     checks = [check_output(src, d, args.seed) for d in dirs]
                     row[tool] = {
                         "seconds": round(seconds, 2),
+                        "runs": [round(r, 2) for r in runs],
                         "command": " ".join(commands[tool]).replace(str(work), "$WORK"),
                         "episodes": [c["episodes"] for c in checks],
                         "frames": sum(c["frames"] for c in checks),
@@ -302,10 +314,15 @@ def main() -> int:
     print()
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "curation.json").write_text(json.dumps(results, indent=1) + "\n")
+    name = "curation-no-pyc" if args.no_compile else "curation"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     m = results["machine"]
-    command = "uv run python benchmarks/curation.py" + (" --quick" if args.quick else "")
-    (args.out / "curation.md").write_text(
+    command = (
+        "uv run python benchmarks/curation.py"
+        + (" --quick" if args.quick else "")
+        + (" --no-compile" if args.no_compile else "")
+    )
+    (args.out / f"{name}.md").write_text(
         f"# Curation: physai vs lerobot-edit-dataset\n\nDate: {results['date']}\n\n"
         f"Command: `{command}`\n\n"
         f"Machine: {m['cpu_model']}, {m['usable_cores']} usable cores, Python {m['python']}; "
@@ -313,13 +330,13 @@ def main() -> int:
         f"Data: {args.episodes} episodes x {args.frames} frames, one 96x128 camera (AV1), "
         f"7-dim state and action; built in {results['build_seconds']} s.\n\n{table}\n"
     )
-    print(f"\nwrote {args.out / 'curation.json'} and {args.out / 'curation.md'}")
+    print(f"\nwrote {args.out / name}.json and .md")
     return 0
 
 
 def table_md(results: dict[str, Any]) -> str:
     lines = [
-        "| operation | tool | wall s (CLI, start-up incl.) | speedup | episodes | "
+        "| operation | tool | wall s (CLI, start-up incl.; median) | speedup | episodes | "
         "frames identical (sampled) | max / mean abs diff | video MB | files not o+r |",
         "|---|---|---:|---:|---|---|---|---:|---:|",
     ]

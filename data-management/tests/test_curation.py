@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ from physai.core.errors import UserError
 from physai.core.storage import resolve
 from physai.core.testing.azurite import Azurite
 from physai.data_management.curation import Selection, curate, load_catalog
-from physai.data_management.labels import Annotations, load_quality, store_quality
+from physai.data_management.labels import (
+    Annotations,
+    load_quality,
+    renumbered_snapshot,
+    score_dataset,
+    store_quality,
+)
 from physai.data_management.lerobot import LeRobotDatasetReader, write_episodes
 from physai.data_management.lerobot.synthetic import (
     synthetic_episodes,
@@ -549,3 +556,80 @@ def test_whole_files_are_copied_when_every_episode_is_kept(source: Path, tmp_pat
     assert len(digests) == 4 and digests[2:] == digests[:2]  # the halves' files, byte for byte
     assert_frames_identical(out, halves)
     assert validate_dataset(out).ok
+
+
+def test_label_and_score_commands_feed_curation(tmp_path: Path) -> None:
+    dataset = make_source(tmp_path / "ds", count=6)
+    runner = CliRunner()
+
+    def dm(*args: str) -> Any:
+        return runner.invoke(app, ["data-management", *args])
+
+    assert (
+        dm(
+            "label",
+            str(dataset),
+            "--episodes",
+            "0-2",
+            "--outcome",
+            "success",
+            "--label",
+            "operator=ana",
+            "--label",
+            "take=2",
+            "--note",
+            "ok",
+        ).exit_code
+        == 0
+    )
+    assert (
+        dm("label", str(dataset), "--episodes", "5", "--instruction", "pick it up").exit_code == 0
+    )
+    views = Annotations(dataset).all()
+    assert views[1].labels == {"operator": "ana", "take": 2} and views[1].notes[0].text == "ok"
+    assert views[5].instructions == ["pick it up"] and views[5].outcome is None
+    scored = dm("score", str(dataset), "--json")
+    assert scored.exit_code == 0, scored.output
+    assert [q["episode_index"] for q in json.loads(scored.output)] == list(range(6))
+    assert [q.episode_index for q in load_quality(str(dataset))] == list(range(6))
+    result = dm(
+        "curate",
+        str(dataset),
+        "--out",
+        str(tmp_path / "out"),
+        "--outcome",
+        "success",
+        "--where",
+        "labels.take == 2 and quality.path_length > 0",
+    )
+    assert result.exit_code == 0, result.output
+    assert [e["source_episode_index"] for e in origin(tmp_path / "out")] == [0, 1, 2]
+    for bad, message in [
+        (["--episodes", "9", "--outcome", "success"], "no episode 9"),
+        (["--episodes", "1", "--outcome", "great"], "outcome must be one of"),
+        (["--episodes", "1"], "nothing to label"),
+        (["--episodes", "1", "--label", "novalue"], "bad --label"),
+        (["--episodes", "0:1", "--outcome", "success"], "names a source"),
+    ]:
+        failed = dm("label", str(dataset), *bad)
+        assert failed.exit_code == 2 and message in failed.output, failed.output
+    assert dm("score", str(tmp_path / "nothing")).exit_code == 2
+
+
+def test_score_dataset_and_renumbered_snapshot(source: Path, pristine: None) -> None:
+    scores = score_dataset(str(source), store=False)  # store=False writes nothing
+    stored = load_quality(str(source))
+    assert [q.episode_index for q in scores] == [q.episode_index for q in stored]
+    assert [q.path_length for q in scores] == [q.path_length for q in stored]
+
+    edits = Annotations(source, writer="test").edits()
+    made = renumbered_snapshot(edits, {1: 0, 4: 1})
+    assert made is not None
+    path, content = made
+    assert re.fullmatch(r"annotations/snapshot-\d{20}-curate-[0-9a-f]{32}\.json", path)
+    document = json.loads(content)
+    kept = [e for e in edits if e.episode in (1, 4)]
+    assert [e["id"] for e in document["edits"]] == [e.id for e in kept]
+    assert {e["episode"] for e in document["edits"]} == {0, 1}
+    assert document["cutoff"] == kept[-1].id
+    assert renumbered_snapshot(edits, {3: 0}) is None  # episode 3 has no edits

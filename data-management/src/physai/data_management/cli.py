@@ -221,3 +221,113 @@ def _curate_plan(
         )
         frames = sum(row["length"] for row in rows)
         typer.echo(f"{name}: {len(rows)} episodes, {frames} frames: {ids}")
+
+
+@app.command("score")
+def score_command(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset path or storage URL."),
+    gripper_channel: int | None = typer.Option(
+        None, "--gripper-channel", help="Index of the gripper channel in the action (e.g. -1)."
+    ),
+    no_store: bool = typer.Option(False, "--no-store", help="Print the scores; store nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+) -> None:
+    """Score every episode (idle time, jerk, path length, gripper flips, duration outliers) and
+    store the scores beside the dataset, where `curate --where 'quality.…'` finds them.
+
+    Example: physai data-management score az://datasets/pick/v3 --gripper-channel -1
+    """
+    import json
+
+    from physai.data_management.labels import score_dataset
+    from physai.data_management.quality import QualitySettings
+
+    scores = score_dataset(
+        dataset,
+        QualitySettings(gripper_channel=gripper_channel),
+        get_settings(ctx),
+        store=not no_store,
+    )
+    if as_json:
+        typer.echo(json.dumps([q.model_dump(mode="json") for q in scores], indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("episode", "frames", "duration s", "idle", "path", "rms jerk", "flips", "outlier")
+    for q in scores:
+        table.add_row(
+            str(q.episode_index),
+            str(q.num_frames),
+            f"{q.duration_s:.2f}",
+            f"{q.idle_fraction:.0%}",
+            f"{q.path_length:.3g}",
+            "-" if q.rms_jerk is None else f"{q.rms_jerk:.3g}",
+            "-" if q.gripper_flips is None else str(q.gripper_flips),
+            "yes" if q.duration_outlier else "",
+        )
+    Console().print(table)
+    typer.echo(f"scored {len(scores)} episodes" + ("" if no_store else " (stored)"))
+
+
+@app.command("label")
+def label_command(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="Dataset path or storage URL."),
+    episodes: str = typer.Option(..., "--episodes", help="Episode ids: '3', '0-9,12'."),
+    outcome: str | None = typer.Option(None, "--outcome", help="success, failure or partial."),
+    labels: list[str] = typer.Option([], "--label", help="KEY=VALUE (repeat); VALUE as JSON."),
+    note: str | None = typer.Option(None, "--note", help="Add a free-text note."),
+    instruction: list[str] = typer.Option(
+        [], "--instruction", help="Set the language instructions (repeat)."
+    ),
+    author: str | None = typer.Option(None, "--author", help="Who labels (default: $USER)."),
+) -> None:
+    """Label episodes: outcome, custom labels, a note, language instructions.
+
+    Every edit is its own file under <dataset>/annotations/, so people labelling the same
+    dataset at once never lose an edit.
+
+    Example: physai data-management label ds --episodes 0-4 --outcome success --label operator=ana
+    """
+    import json
+
+    from physai.core.errors import UserError
+    from physai.data_management.curation.selection import parse_episode_ids
+    from physai.data_management.labels import Annotations
+
+    ranges = parse_episode_ids(episodes)
+    if any(r.source is not None for r in ranges):
+        raise UserError("--episodes: 'S:N' names a source; label one dataset with plain ids")
+    parsed: dict[str, Any] = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"bad --label {item!r}: write KEY=VALUE")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    if outcome is None and not parsed and note is None and not instruction:
+        raise UserError("nothing to label: give --outcome, --label, --note or --instruction")
+    settings = get_settings(ctx)
+    from physai.core.storage import resolve
+    from physai.data_management.lerobot import load_metadata
+
+    known = {e.episode_index for e in load_metadata(resolve(dataset, settings)).episodes}
+    chosen = sorted({i for r in ranges for i in range(r.first, r.last + 1)})
+    missing = [i for i in chosen if i not in known]
+    if missing:
+        raise UserError(f"--episodes: the dataset has no episode {missing[0]}")
+    notes = Annotations(dataset, settings, author=author)
+    for episode in chosen:
+        if outcome is not None:
+            notes.set_outcome(episode, outcome)  # type: ignore[arg-type]
+        for key, value in parsed.items():
+            notes.set_label(episode, key, value)
+        if note is not None:
+            notes.add_note(episode, note)
+        if instruction:
+            notes.set_instructions(episode, instruction)
+    typer.echo(f"labelled {len(chosen)} episodes of {dataset}")

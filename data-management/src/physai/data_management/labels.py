@@ -47,7 +47,12 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from physai.core.errors import NotFoundError, StorageError, UserError
 from physai.core.settings import settings_or_default
 from physai.core.storage import join_url, ls, read_bytes, resolve, rm, walk_files, write_bytes
-from physai.data_management.quality import EpisodeQuality
+from physai.data_management.quality import (
+    EpisodeArrays,
+    EpisodeQuality,
+    QualitySettings,
+    score_episodes,
+)
 
 if TYPE_CHECKING:
     from physai.core.settings import Settings
@@ -699,3 +704,25 @@ def load_quality(dataset_url: str, settings: Settings | None = None) -> list[Epi
         raise UserError(
             f"{_display(url)}: invalid scores ({first['msg']}): fix or delete it"
         ) from None
+
+
+def score_dataset(
+    dataset_url: str,
+    quality_settings: QualitySettings | None = None,
+    settings: Settings | None = None,
+    *,
+    store: bool = True,
+) -> list[EpisodeQuality]:
+    """Score every episode of a LeRobot dataset (no video decoded) and, by default, store the
+    scores in `annotations/quality.json`, where curation filters find them."""
+    from physai.data_management.lerobot import LeRobotDatasetReader
+
+    with LeRobotDatasetReader(dataset_url, settings=settings) as reader:
+        arrays = [
+            EpisodeArrays.from_columns(reader.episode_data(e.episode_index), e.episode_index)
+            for e in reader.episodes
+        ]
+    scores = score_episodes(arrays, quality_settings)
+    if store:
+        store_quality(dataset_url, scores, settings)
+    return scores
