@@ -14,8 +14,13 @@ from typer.testing import CliRunner
 from physai.core.cli import app
 from physai.core.errors import UserError
 from physai.data_pipeline.config import (
+    DiskConfig,
+    EpisodeMetadata,
     JointTrigger,
     RecordingConfig,
+    ServiceTrigger,
+    TopicConfig,
+    TopicTrigger,
     load_recording_config,
     recording_config_schema,
 )
@@ -102,3 +107,17 @@ def test_schema_command_prints_the_schema() -> None:
     assert result.exit_code == 0
     schema = json.loads(result.output)
     assert schema["title"] == "RecordingConfig" and "topics" in schema["properties"]
+
+
+def test_config_from_python_objects() -> None:
+    config = RecordingConfig(
+        topics=[TopicConfig(name="/joint_states", rate_hz=250, compression="lz4")],
+        trigger=TopicTrigger(topic="episode"),
+        disk=DiskConfig(warning_free_gb=10, critical_free_gb=2),
+        output_dir="/data/bags",
+        metadata=EpisodeMetadata(task="open the drawer", robot_id="tiago-07", tags=["demo"]),
+    )
+    assert config.trigger.kind == "topic" and config.trigger.topic == "/episode"
+    assert ServiceTrigger().service == "/physai/record"
+    again = RecordingConfig.model_validate(json.loads(config.model_dump_json()))
+    assert again == config

@@ -20,9 +20,9 @@ from physai.data_management.lerobot import LeRobotDatasetReader
 from physai.data_management.validate import validate_dataset
 from physai.data_pipeline import align
 from physai.data_pipeline.bag_writer import EpisodeBagWriter
-from physai.data_pipeline.bags import inspect_bag
-from physai.data_pipeline.convert import convert_bags, plan_bag
-from physai.data_pipeline.mapping import ConversionMapping
+from physai.data_pipeline.bags import find_bags, inspect_bag
+from physai.data_pipeline.convert import convert_bags, plan_bag, write_part
+from physai.data_pipeline.mapping import ConversionMapping, load_mapping
 
 JOINTS = [f"joint_{i}" for i in range(7)]
 T0 = 1_700_000_000 * 10**9
@@ -402,3 +402,18 @@ def test_alignment_helpers() -> None:
     assert align.good_runs(np.array([True, False, False, True, False])) == [(1, 3), (4, 5)]
     ms = align.Stream("/b", np.array([0, 10, 20], np.int64) * 1_000_000)
     assert align.frame_clock([ms], 100).tolist() == [0, 10_000_000, 20_000_000]
+
+
+def test_find_bags_load_mapping_and_write_part(bags: Path, tmp_path: Path) -> None:
+    (bags / "notes.txt").write_text("not a bag: find_bags skips it")
+    assert find_bags([bags]) == [bags / "episode_000000", bags / "episode_000001"]
+    chosen = load_mapping(write_yaml(tmp_path, mapping()))
+    assert chosen == mapping() and chosen.topics == {
+        "/joint_states",
+        "/arm/command",
+        "/camera/image_raw",
+    }
+    plan = plan_bag(bags / "episode_000001", chosen)
+    assert write_part(plan, chosen, str(tmp_path / "part")) == 45
+    with pytest.raises(UserError, match="holds no bag"):
+        find_bags([tmp_path / "part" / "meta"])
