@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,13 @@ def test_nine_wheels_with_own_versions_changelogs_and_specs(wheels: dict[str, Pa
         assert "physai/__init__.py" not in names  # the namespace stays open
 
 
+def domain_deps(package: str) -> list[str]:
+    """This package's wheel and the physai domains it depends on (core comes anyway)."""
+    requires = pyproject(package)["project"]["dependencies"]  # type: ignore[index]
+    names = [re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0] for r in requires]
+    return [f"physai-{package}", *(n for n in names if n.startswith("physai-"))]
+
+
 @pytest.mark.parametrize("package", PACKAGES)
 def test_domain_installs_alone_and_imports(
     package: str, wheels: dict[str, Path], locked_versions: Path, tmp_path: Path
@@ -78,7 +86,7 @@ def test_domain_installs_alone_and_imports(
             str(python),
             "-c",
             str(locked_versions),
-            *sorted({str(wheels["physai-core"]), str(wheels[f"physai-{package}"])}),
+            *sorted({str(wheels[name]) for name in ("physai-core", *domain_deps(package))}),
         ],
         capture_output=True,
         text=True,

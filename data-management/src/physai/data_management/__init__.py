@@ -6,5 +6,35 @@ What this package does, and what it will do, is written in its `specifications/`
 """
 
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real types for checkers; at run time they load on first use
+    from physai.data_management.curation import curate
+    from physai.data_management.lerobot import LeRobotDatasetReader, LeRobotDatasetWriter
+    from physai.data_management.validate import validate_dataset
 
 __version__ = _version("physai-data-management")
+
+# The public API other domains use, imported on first access (the CLI stays quick to start).
+_PUBLIC = {
+    "LeRobotDatasetReader": "physai.data_management.lerobot",
+    "LeRobotDatasetWriter": "physai.data_management.lerobot",
+    "curate": "physai.data_management.curation",
+    "validate_dataset": "physai.data_management.validate",
+}
+__all__ = [
+    "LeRobotDatasetReader",
+    "LeRobotDatasetWriter",
+    "__version__",
+    "curate",
+    "validate_dataset",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'physai.data_management' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)

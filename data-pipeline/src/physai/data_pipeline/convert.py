@@ -36,8 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from physai.core.errors import UserError
 from physai.core.settings import Settings, settings_or_default
 from physai.core.storage import published_info
-from physai.data_management.curation import curate
-from physai.data_management.lerobot import LeRobotDatasetReader, LeRobotDatasetWriter
+from physai.data_management import LeRobotDatasetReader, LeRobotDatasetWriter, curate
 from physai.data_pipeline import align
 from physai.data_pipeline.bags import deserialize, find_bags, messages, open_bag, topic_connections
 from physai.data_pipeline.mapping import CameraSource, ConversionMapping, VectorSource
