@@ -417,3 +417,32 @@ def test_find_bags_load_mapping_and_write_part(bags: Path, tmp_path: Path) -> No
     assert write_part(plan, chosen, str(tmp_path / "part")) == 45
     with pytest.raises(UserError, match="holds no bag"):
         find_bags([tmp_path / "part" / "meta"])
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (
+            {"action": [{"topic": "/j", "fields": ["position", "velocity"], "names": ["a"]}]},
+            "joint names need exactly one field",
+        ),
+        (
+            {
+                "action": [{"topic": "/cam", "field": "data"}],
+                "observation.images.a": {"topic": "/cam"},
+            },
+            "topic /cam is mapped twice",
+        ),
+        (
+            {
+                "action": [{"topic": "/j", "field": "data"}],
+                "observation.images.a": {"topic": "/cam"},
+                "observation.images.b": {"topic": "/cam"},
+            },
+            "topic /cam is mapped twice",
+        ),
+    ],
+)
+def test_mapping_rejects_ambiguous_sources(features: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        ConversionMapping.from_dict({"fps": 30, "features": features})

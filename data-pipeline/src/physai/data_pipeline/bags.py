@@ -21,11 +21,6 @@ from physai.core.errors import UserError
 BAG_SUFFIXES = (".mcap", ".db3", ".bag")
 
 
-def bag_name(path: Path) -> str:
-    """How a bag is named in messages: its path as given."""
-    return str(path)
-
-
 def find_bags(paths: Collection[str | Path]) -> list[Path]:
     """The bags named by `paths`: bag files, rosbag2 folders (with metadata.yaml), or folders
     holding either (one level down, sorted). Raises UserError for a path that holds none."""

@@ -18,6 +18,7 @@ processes.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
@@ -112,13 +113,11 @@ class _VectorReader:
         self.rows: list[list[float]] = []
         self.widths: list[int] | None = None
 
-    def add(self, path: Path, message: Any, t: int) -> None:
+    def add(self, message: Any, t: int) -> None:
         row: list[float] = []
         widths: list[int] = []
         for _, source in self.sources:
             if source.names is not None:
-                if len(source.paths) != 1:
-                    raise UserError(f"{self.topic}: joint names need exactly one field")
                 values = joint_values(message, source.paths[0], source.names)
             else:
                 values = field_values(message, source.paths)
@@ -127,12 +126,7 @@ class _VectorReader:
         if self.widths is None:
             self.widths = widths
         elif widths != self.widths:
-            raise UserError(
-                f"{path}: topic {self.topic} at t={t / 1e9:.6f} s has {len(row)} values, "
-                f"earlier messages had {sum(self.widths)}"
-            )
-        if not np.all(np.isfinite(row)):
-            raise UserError(f"{path}: topic {self.topic} at t={t / 1e9:.6f} s holds NaN or inf")
+            raise UserError(f"has {len(row)} values, earlier messages had {sum(self.widths)}")
         self.times.append(t)
         self.rows.append(row)
 
@@ -146,7 +140,7 @@ class _ImageTimes:
         self.times: list[int] = []
         self.size: tuple[int, int] | None = None
 
-    def add(self, path: Path, message: Any, t: int) -> None:
+    def add(self, message: Any, t: int) -> None:
         if self.msgtype == IMAGE_TYPES[0]:
             size = (int(message.height), int(message.width))
         elif self.size is None:
@@ -156,12 +150,25 @@ class _ImageTimes:
             size = self.size
         if self.size is None:
             self.size = size
-        elif size != self.size:
-            raise UserError(
-                f"{path}: topic {self.source.topic} at t={t / 1e9:.6f} s: image size changed "
-                f"from {self.size[1]}x{self.size[0]} to {size[1]}x{size[0]}"
-            )
+        check_size(self.size, size)
         self.times.append(t)
+
+
+def check_size(planned: tuple[int, int], found: tuple[int, ...]) -> None:
+    """UserError when an image's (height, width) differs from the camera's."""
+    if tuple(found[:2]) != planned:
+        raise UserError(
+            f"image size changed from {planned[1]}x{planned[0]} to {found[1]}x{found[0]}"
+        )
+
+
+@contextlib.contextmanager
+def located(path: Path, topic: str, t: int) -> Iterator[None]:
+    """Name the bag, topic and message time in any UserError raised inside."""
+    try:
+        yield
+    except UserError as exc:
+        raise UserError(f"{path}: topic {topic} at t={t / 1e9:.6f} s: {exc}") from None
 
 
 def plan_bag(path: Path, mapping: ConversionMapping, task: str | None = None) -> BagPlan:
@@ -171,16 +178,17 @@ def plan_bag(path: Path, mapping: ConversionMapping, task: str | None = None) ->
     with open_bag(path) as reader:
         if not reader.message_count:
             raise UserError(f"{path}: the bag is empty")
-        by_topic: dict[str, Any] = {}
+        by_topic: dict[str, _VectorReader | _ImageTimes] = {}
+        vectors: dict[str, _VectorReader] = {}
         wanted = []
         for name, sources in mapping.vectors.items():
             for source in sources:
-                reader_for = by_topic.get(source.topic)
+                reader_for = vectors.get(source.topic)
                 if reader_for is None:
-                    connections = topic_connections(reader, path, source.topic)
-                    wanted += connections
-                    reader_for = by_topic[source.topic] = _VectorReader(source.topic, [])
+                    wanted += topic_connections(reader, path, source.topic)
+                    reader_for = vectors[source.topic] = _VectorReader(source.topic, [])
                 reader_for.sources.append((name, source))
+        by_topic.update(vectors)
         for name, camera in mapping.cameras.items():
             connections = topic_connections(reader, path, camera.topic)
             msgtype = connections[0].msgtype
@@ -189,30 +197,34 @@ def plan_bag(path: Path, mapping: ConversionMapping, task: str | None = None) ->
                     f"{path}: topic {camera.topic} is {msgtype}: cameras need "
                     f"{' or '.join(IMAGE_TYPES)}"
                 )
-            if camera.topic in by_topic:
-                raise UserError(f"{path}: topic {camera.topic} is mapped twice")
             wanted += connections
             by_topic[camera.topic] = _ImageTimes(name, camera, msgtype)
         for connection, received, raw in messages(reader, path, wanted):
             message = deserialize(reader, path, connection, raw, received)
             stamp = header_time_ns(message) if use_header else None
             t = stamp if stamp is not None else received
-            try:
-                by_topic[connection.topic].add(path, message, t)
-            except UserError as exc:
-                if str(exc).startswith(str(path)):
-                    raise
-                raise UserError(
-                    f"{path}: topic {connection.topic} at t={t / 1e9:.6f} s: {exc}"
-                ) from None
+            with located(path, connection.topic, t):
+                by_topic[connection.topic].add(message, t)
     return _align(path, mapping, task_text, by_topic)
 
 
-def _align(path: Path, mapping: ConversionMapping, task: str, by_topic: dict[str, Any]) -> BagPlan:
+def _align(
+    path: Path,
+    mapping: ConversionMapping,
+    task: str,
+    by_topic: dict[str, _VectorReader | _ImageTimes],
+) -> BagPlan:
     streams: dict[str, align.Stream] = {}
     for topic, item in by_topic.items():
-        values = np.asarray(item.rows, np.float64) if isinstance(item, _VectorReader) else None
-        stream = align.Stream(topic, np.asarray(item.times, np.int64), values)
+        times = np.asarray(item.times, np.int64)
+        values = None
+        if isinstance(item, _VectorReader):
+            values = np.asarray(item.rows, np.float64)
+            bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+            if bad.size:
+                t = int(times[bad[0]])
+                raise UserError(f"{path}: topic {topic} at t={t / 1e9:.6f} s holds NaN or inf")
+        stream = align.Stream(topic, times, values)
         try:
             align.check_times(stream)
         except UserError as exc:
@@ -247,7 +259,7 @@ def _align(path: Path, mapping: ConversionMapping, task: str, by_topic: dict[str
         parts, labels = [], []
         for source in sources:
             item = by_topic[source.topic]
-            assert item.widths is not None
+            assert isinstance(item, _VectorReader) and item.widths is not None
             start = 0
             for (other_name, other), width in zip(item.sources, item.widths, strict=True):
                 if other is source and other_name == name:
@@ -312,21 +324,12 @@ def _camera_frames(path: Path, plan: CameraPlan, wanted: NDArray[np.int64]) -> I
                     connection, received, raw = next(stream)
                     position += 1
                 message = deserialize(reader, path, connection, raw, received)
-                if plan.msgtype == IMAGE_TYPES[0]:
-                    try:
+                with located(path, plan.source.topic, received):
+                    if plan.msgtype == IMAGE_TYPES[0]:
                         current = raw_image(message, plan.source.depth_range_mm)
-                    except UserError as exc:
-                        raise UserError(
-                            f"{path}: topic {plan.source.topic} at t={received / 1e9:.6f} s: {exc}"
-                        ) from None
-                else:
-                    current = decoder.decode(message)
-                if current.shape[:2] != (plan.height, plan.width):
-                    raise UserError(
-                        f"{path}: topic {plan.source.topic} at t={received / 1e9:.6f} s: image "
-                        f"size changed from {plan.width}x{plan.height} to "
-                        f"{current.shape[1]}x{current.shape[0]}"
-                    )
+                    else:
+                        current = decoder.decode(message)
+                    check_size((plan.height, plan.width), current.shape)
             yield current
 
 

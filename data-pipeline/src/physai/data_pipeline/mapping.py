@@ -59,6 +59,8 @@ class VectorSource(_Model):
                 raise ValueError(f"{self.topic}: {path!r} is not a field path")
         if self.names is not None and len(set(self.names)) != len(self.names):
             raise ValueError(f"{self.topic}: joint names repeat")
+        if self.names is not None and len(self.paths) != 1:
+            raise ValueError(f"{self.topic}: joint names need exactly one field")
         return self
 
     @property
@@ -130,6 +132,11 @@ class ConversionMapping(YamlModel):
                 )
             if isinstance(source, list) and not source:
                 raise ValueError(f"feature {name!r} has no sources")
+        cameras = [c.topic for c in self.cameras.values()]
+        vectors = {s.topic for sources in self.vectors.values() for s in sources}
+        for topic in cameras:
+            if cameras.count(topic) > 1 or topic in vectors:
+                raise ValueError(f"topic {topic} is mapped twice (a camera takes its own topic)")
         return self
 
     @property

@@ -74,23 +74,21 @@ class CompressedDecoder:
     """Decodes sensor_msgs CompressedImage (JPEG or PNG) to HxWx3 uint8 RGB with FFmpeg."""
 
     def __init__(self) -> None:
-        self._contexts: dict[str, Any] = {}
+        self._jpeg: Any = None  # one JPEG decoder serves every image
 
     def decode(self, message: Any) -> NDArray[Any]:
         """One CompressedImage as HxWx3 uint8 RGB."""
         data = bytes(np.asarray(message.data, dtype=np.uint8))
+        context: Any
         if data[:3] == b"\xff\xd8\xff":
-            codec = "mjpeg"
+            if self._jpeg is None:
+                self._jpeg = av.CodecContext.create("mjpeg", "r")
+            context = self._jpeg
         elif data[:8] == b"\x89PNG\r\n\x1a\n":
-            codec = "png"
+            # FFmpeg's PNG decoder keeps APNG state between packets: a fresh one per image
+            context = av.CodecContext.create("png", "r")
         else:
             raise UserError(f"compressed image format {message.format!r} is not JPEG or PNG")
-        # FFmpeg's PNG decoder keeps APNG state between packets: a fresh one per image
-        context: Any = self._contexts.get(codec) if codec == "mjpeg" else None
-        if context is None:
-            context = av.CodecContext.create(codec, "r")
-            if codec == "mjpeg":
-                self._contexts[codec] = context
         try:
             frames = context.decode(av.Packet(data))
         except av.error.FFmpegError as exc:
