@@ -29,7 +29,9 @@ from physai.core.errors import (
 from physai.core.settings import load_settings
 from physai.core.storage import (
     MANIFEST_NAME,
+    FileEntry,
     compute_manifest,
+    copy_files,
     copy_tree,
     exists,
     exists_published,
@@ -38,6 +40,7 @@ from physai.core.storage import (
     ls,
     open_fs,
     publish,
+    publish_tree,
     published_info,
     read_bytes,
     read_manifest,
@@ -729,3 +732,44 @@ def test_find_azurite_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("PATH", str(tmp_path))  # neither azurite-blob nor npx
     with pytest.raises(AzuriteNotInstalledError, match=r"npm install -g azurite@3\.35"):
         find_azurite()
+
+
+def test_copy_files_renames_verifies_and_resumes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    content = _tree(src, files=4)
+    names = sorted(content)
+    plan = {f"robot/day/{i}.bin": str(src / n) for i, n in enumerate(names)}
+    expected = {
+        f"robot/day/{i}.bin": FileEntry(hashlib.sha256(content[n]).hexdigest(), len(content[n]))
+        for i, n in enumerate(names)
+    }
+    settings = load_settings(home=str(tmp_path / "home"))
+    dst = tmp_path / "raw"
+    first = copy_files(plan, str(dst), settings, expected=expected, progress=False)
+    assert first.copied == sorted(plan) and first.entries == expected
+    assert (dst / "robot/day/0.bin").read_bytes() == content[names[0]]
+    again = copy_files(plan, str(dst), settings, expected=expected, progress=False)
+    assert again.copied == [] and sorted(again.skipped) == sorted(plan)
+
+    bad = dict(expected, **{"robot/day/1.bin": FileEntry("0" * 64, len(content[names[1]]))})
+    with pytest.raises(StorageError, match="sha256"):
+        copy_files(plan, str(tmp_path / "other"), settings, expected=bad, progress=False)
+    assert not (tmp_path / "other/robot/day/1.bin").exists()
+    with pytest.raises(UriError):
+        copy_files({"../out.bin": str(src / names[0])}, str(dst), settings, progress=False)
+
+
+def test_publish_tree_local_commits_once_and_refuses_other_content(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    content = _tree(src, files=6)
+    settings = load_settings(home=str(tmp_path / "home"))
+    dest = tmp_path / "datasets/pick/v1"
+    report = publish_tree(str(src), str(dest), settings, progress=False)
+    assert sorted(report.copied) == sorted(content)  # no manifest at the source: made for it
+    assert verify_manifest(str(dest)) == []
+    assert require_published(str(dest))["files"] == len(content)
+    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]
+    assert publish_tree(str(src), str(dest), settings, progress=False).copied == []
+    (src / "f000.bin").write_bytes(b"changed")
+    with pytest.raises(UserError, match="already published with other content"):
+        publish_tree(str(src), str(dest), settings, progress=False)

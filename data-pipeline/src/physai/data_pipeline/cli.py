@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from physai.core.cli import domain_app, get_settings
+from physai.core.errors import UserError
 
 app = domain_app(
     "data-pipeline",
@@ -103,6 +104,63 @@ def convert_command(
         f"{report.out}: {report.episodes} episodes, {report.frames} frames from "
         f"{len(report.bags)} bags ({reused} reused from an earlier run)"
     )
+
+
+@app.command("upload")
+def upload_command(
+    ctx: typer.Context,
+    paths: list[str] = typer.Argument(..., help="Bags, folders of bags, or LeRobot datasets."),
+    dest: str = typer.Option(..., "--dest", help="Storage root URL (raw/ and datasets/ below)."),
+    robot: str | None = typer.Option(
+        None, "--robot", help="Robot id for bags whose episode.json names none."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Dataset name (default: its folder)."),
+    version: int | None = typer.Option(
+        None, "--version", help="Dataset version N of datasets/<name>/vN (default: next free)."
+    ),
+    workers: int = typer.Option(4, "--workers", help="Files copied at the same time."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Upload raw bags to raw/<robot>/<date>/<episode>.mcap and datasets to datasets/<name>/vN/.
+
+    Each file is sha256-hashed, streamed in chunks and checked; a rerun after a kill copies only
+    what is missing. A dataset is published (commit marker) only when all its files are there.
+
+    Examples:
+      physai data-pipeline upload recordings/ --dest az://robot-data
+      physai data-pipeline upload datasets/pick --dest az://robot-data --name pick --version 3
+    """
+    from physai.data_pipeline.upload import UploadReport, is_dataset, upload_bags, upload_dataset
+
+    settings = get_settings(ctx)
+    datasets = [p for p in paths if is_dataset(p)]
+    bags = [p for p in paths if not is_dataset(p)]
+    if (name is not None or version is not None) and len(datasets) != 1:
+        raise UserError("--name and --version need exactly one dataset among the paths")
+    items = []
+    if bags:
+        report = upload_bags(
+            bags, dest, robot=robot, settings=settings, workers=workers, progress=not as_json
+        )
+        items.extend(report.items)
+    for dataset in datasets:
+        report = upload_dataset(
+            dataset,
+            dest,
+            name=name,
+            version=version,
+            settings=settings,
+            workers=workers,
+            progress=not as_json,
+        )
+        items.extend(report.items)
+    total = UploadReport(dest=report.dest, items=items)
+    if as_json:
+        typer.echo(total.model_dump_json(indent=1))
+        return
+    for item in total.items:
+        state = "uploaded" if item.files_copied else "already there"
+        typer.echo(f"{item.url}: {state} ({item.files_copied} copied, {item.bytes_copied} bytes)")
 
 
 @app.command("config-schema")

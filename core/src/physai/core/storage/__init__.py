@@ -12,7 +12,7 @@ optional SAS) and the emulator's `http://127.0.0.1:PORT/ACCOUNT/CONTAINER/PATH`.
 package imports neither fsspec nor any Azure SDK: they load on first use.
 """
 
-from physai.core.storage.copy import CopyReport, copy_tree
+from physai.core.storage.copy import CopyReport, copy_files, copy_tree
 from physai.core.storage.filesystems import (
     Location,
     exists,
@@ -42,6 +42,7 @@ from physai.core.storage.publish import (
     Staging,
     exists_published,
     publish,
+    publish_tree,
     published_info,
     require_published,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "ManifestProblem",
     "Staging",
     "compute_manifest",
+    "copy_files",
     "copy_tree",
     "exists",
     "exists_published",
@@ -63,6 +65,7 @@ __all__ = [
     "ls",
     "open_fs",
     "publish",
+    "publish_tree",
     "published_info",
     "read_bytes",
     "read_manifest",

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +60,8 @@ class CopyReport:
     skipped: list[str] = field(default_factory=list)
     bytes_copied: int = 0
     seconds: float = 0.0
+    entries: dict[str, FileEntry] = field(default_factory=dict)
+    """sha256 and size of each file copied by this run."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -109,38 +111,96 @@ def copy_tree(
             if not src.fs.exists(src.path):
                 raise NotFoundError(f"{src.display} does not exist")
     manifest = _read_manifest_at(src)
+    plan = {
+        name: _Source(src.child(name), size, _expected(manifest, name))
+        for name, size in sources.items()
+    }
     path = Path(journal) if journal is not None else journal_path(src, dst, resolved)
-    done = {} if fresh else _load_journal(path, src, dst)
+    return _copy_plan(plan, src.display, dst, path, workers, progress, fresh, started)
+
+
+def copy_files(
+    files: Mapping[str, str],
+    dst_url: str,
+    settings: Settings | None = None,
+    *,
+    expected: Mapping[str, FileEntry] | None = None,
+    workers: int = 4,
+    progress: bool = True,
+    fresh: bool = False,
+) -> CopyReport:
+    """Copy single files to names of your choosing below `dst_url`, like `copy_tree` does.
+
+    `files` maps each destination name (relative to `dst_url`) to its source URL; `expected`
+    gives the sha256 and size each must have (a source that differs fails, nothing committed).
+    The journal is keyed by the whole mapping, so rerunning the same call resumes it.
+    """
+    from physai.core.settings import settings_or_default
+
+    started = time.monotonic()
+    resolved = settings_or_default(settings)
+    dst = resolve(dst_url, resolved)
+    plan: dict[str, _Source] = {}
+    for name, url in sorted(files.items()):
+        dst.child(name)  # rejects names that leave dst_url
+        location = resolve(url, resolved)
+        with storage_errors("read", location.display):
+            size = int(location.fs.size(location.path))
+        plan[name] = _Source(location, size, (expected or {}).get(name))
+    listing = json.dumps(sorted((n, s.location.display) for n, s in plan.items()))
+    label = f"files:{hashlib.sha256(listing.encode()).hexdigest()[:32]}"
+    key = hashlib.sha256(f"{label}\0{dst.display}".encode()).hexdigest()[:32]
+    path = resolved.state_dir / "copy-journals" / f"{key}.jsonl"
+    return _copy_plan(plan, label, dst, path, workers, progress, fresh, started)
+
+
+@dataclass(frozen=True)
+class _Source:
+    location: Location
+    size: int
+    expected: FileEntry | None
+
+
+def _copy_plan(
+    plan: dict[str, _Source],
+    source: str,
+    dst: Location,
+    path: Path,
+    workers: int,
+    progress: bool,
+    fresh: bool,
+    started: float,
+) -> CopyReport:
+    """Copy `plan` (destination name → source) to `dst`, skipping what the journal holds."""
+    done = {} if fresh else _load_journal(path, source, dst)
     present = list_files(dst) if done else {}
 
-    report = CopyReport(src.display, dst.display, path)
+    report = CopyReport(source, dst.display, path)
     todo: list[str] = []
-    for name, size in sources.items():
-        expected = _expected(manifest, name)
+    for name, item in plan.items():
         entry = done.get(name)
         if (
             entry is not None
-            and entry.size == size
-            and present.get(name) == size
-            and (expected is None or expected.sha256 == entry.sha256)
+            and entry.size == item.size
+            and present.get(name) == item.size
+            and (item.expected is None or item.expected.sha256 == entry.sha256)
         ):
             report.skipped.append(name)
         else:
             todo.append(name)
 
     failures: dict[str, str] = {}
-    with _Journal(path, src, dst, fresh=fresh or not done) as log, _progress(progress) as bar:
+    with _Journal(path, source, dst, fresh=fresh or not done) as log, _progress(progress) as bar:
         task = bar.add_task(
-            f"copy {len(todo)} file(s)", total=sum(sources[n] for n in todo) or None
+            f"copy {len(todo)} file(s)", total=sum(plan[n].size for n in todo) or None
         )
 
         def advance(n: int) -> None:
             bar.advance(task, n)
 
         def one(name: str) -> FileEntry:
-            return _copy_one(
-                src.child(name), dst.child(name), sources[name], _expected(manifest, name), advance
-            )
+            item = plan[name]
+            return _copy_one(item.location, dst.child(name), item.size, item.expected, advance)
 
         # An exception leaving this block (KeyboardInterrupt) cancels the queued copies.
         with thread_pool(workers) as pool:
@@ -150,23 +210,25 @@ def copy_tree(
                 try:
                     entry = future.result()
                 except Exception as exc:
-                    failures[name] = to_storage_error("copy", src.child(name).display, exc).message
+                    where = plan[name].location.display
+                    failures[name] = to_storage_error("copy", where, exc).message
                     continue
                 log.record(name, entry)
                 report.copied.append(name)
                 report.bytes_copied += entry.size
+                report.entries[name] = entry
     report.copied.sort()
     report.seconds = time.monotonic() - started
     if failures:
         first = sorted(failures)[0]
         raise StorageError(
-            f"{len(failures)} of {len(todo)} file(s) could not be copied from {src.display} to "
+            f"{len(failures)} of {len(todo)} file(s) could not be copied from {source} to "
             f"{dst.display} (first: {first}: {failures[first]}); rerun to copy only what is "
             "missing"
         )
     _log.info(
         "copied %d file(s) (%d bytes), skipped %d, %s → %s",
-        len(report.copied), report.bytes_copied, len(report.skipped), src.display, dst.display,
+        len(report.copied), report.bytes_copied, len(report.skipped), source, dst.display,
     )  # fmt: skip
     return report
 
@@ -221,11 +283,11 @@ def _copy_one(
 # -- journal ---------------------------------------------------------------------------------
 
 
-def _header(src: Location, dst: Location) -> dict[str, Any]:
-    return {"journal": JOURNAL_VERSION, "source": src.display, "destination": dst.display}
+def _header(source: str, dst: Location) -> dict[str, Any]:
+    return {"journal": JOURNAL_VERSION, "source": source, "destination": dst.display}
 
 
-def _load_journal(path: Path, src: Location, dst: Location) -> dict[str, FileEntry]:
+def _load_journal(path: Path, source: str, dst: Location) -> dict[str, FileEntry]:
     """Entries of a previous run's journal; {} when absent or for another copy."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -241,7 +303,7 @@ def _load_journal(path: Path, src: Location, dst: Location) -> dict[str, FileEnt
         except json.JSONDecodeError:
             continue  # a line cut short by a kill
         if number == 0:
-            if record != _header(src, dst):
+            if record != _header(source, dst):
                 _log.warning("copy journal %s is for another copy: starting over", path)
                 return {}
             continue
@@ -253,8 +315,8 @@ def _load_journal(path: Path, src: Location, dst: Location) -> dict[str, FileEnt
 class _Journal:
     """Append-only JSON lines: a header, then one line per verified file (flushed each)."""
 
-    def __init__(self, path: Path, src: Location, dst: Location, *, fresh: bool) -> None:
-        self._path, self._header, self._fresh = path, _header(src, dst), fresh
+    def __init__(self, path: Path, source: str, dst: Location, *, fresh: bool) -> None:
+        self._path, self._header, self._fresh = path, _header(source, dst), fresh
         self._handle: TextIO | None = None
 
     def __enter__(self) -> _Journal:

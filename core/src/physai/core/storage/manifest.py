@@ -77,7 +77,11 @@ def hash_file(location: Location, on_bytes: Callable[[int], None] | None = None)
 
 def compute_manifest(url: str, settings: Settings | None = None, *, workers: int = 4) -> Manifest:
     """{relative path: FileEntry} for every data file under `url` (hashed concurrently)."""
-    root = resolve(url, settings)
+    return compute_manifest_at(resolve(url, settings), workers=workers)
+
+
+def compute_manifest_at(root: Location, *, workers: int = 4) -> Manifest:
+    """`compute_manifest` for an already resolved location."""
     names = [name for name in list_files(root) if name != MANIFEST_NAME]
     return _hash_all(root, names, workers)
 

@@ -44,6 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from physai.core.errors import NotFoundError, StorageError, UserError
 from physai.core.logs import get_logger, redact
+from physai.core.storage.copy import CopyReport
 from physai.core.storage.filesystems import (
     MARKER_NAME,
     STAGING_INFIX,
@@ -55,7 +56,13 @@ from physai.core.storage.filesystems import (
     storage_errors,
     write_bytes_at,
 )
-from physai.core.storage.manifest import MANIFEST_NAME, write_manifest_document_at
+from physai.core.storage.manifest import (
+    MANIFEST_NAME,
+    compute_manifest_at,
+    manifest_json,
+    parse_manifest,
+    write_manifest_document_at,
+)
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -201,6 +208,80 @@ def require_published(url: str, settings: Settings | None = None) -> dict[str, A
             "exist, or a publish to it did not complete"
         )
     return info
+
+
+def publish_tree(
+    src_url: str,
+    dest_url: str,
+    settings: Settings | None = None,
+    *,
+    workers: int = 4,
+    progress: bool = True,
+) -> CopyReport:
+    """Copy a directory to `dest_url` and publish it there, resuming an interrupted run.
+
+    For uploads too large to stage twice: files go straight to their final place on object
+    stores (a hidden sibling that is renamed at the end on local disks) through the resumable,
+    journaled `copy_tree`, each checked against the source's sha256 manifest (computed when the
+    source has none). The commit marker is written last, so readers that check it never see a
+    partial upload. Publishing the same content again is a no-op; other content at a published
+    destination is refused.
+    """
+    from physai.core.settings import settings_or_default
+    from physai.core.storage.copy import copy_tree, journal_path
+
+    resolved = settings_or_default(settings)
+    src, dest = resolve(src_url, resolved), resolve(dest_url, resolved)
+    if not dest.name or (dest.backend == "blob" and "/" not in dest.path):
+        raise UserError(f"cannot publish to {dest.display}: name a directory below the root")
+    manifest_text = _source_manifest(src, workers)
+    manifest_hash = hashlib.sha256(manifest_text.encode()).hexdigest()
+    info = published_info(dest.url(), resolved)
+    if info is not None:
+        if info.get("manifest_sha256") == manifest_hash:
+            _log.info("%s is already published with this content", dest.display)
+            return CopyReport(src.display, dest.display, journal_path(src, dest, resolved))
+        raise UserError(f"{dest.display} is already published with other content")
+    if dest.backend == "local":
+        key = journal_path(src, dest, resolved).stem[:16]
+        target = dest.parent().child(f".{dest.name}{STAGING_INFIX}upload-{key}")
+        _check_destination(dest, overwrite=False)
+    else:
+        target = dest
+    report = copy_tree(src.url(), target.url(), resolved, workers=workers, progress=progress)
+    entries = parse_manifest(manifest_text, f"{src.display}/{MANIFEST_NAME}")
+    if not src.fs.exists(src.child(MANIFEST_NAME).path):
+        write_bytes_at(target.child(MANIFEST_NAME), manifest_text.encode("utf-8"))
+    landed = list_files(target)
+    wanted = {name: entry.size for name, entry in entries.items()}
+    wrong = sorted(
+        name
+        for name in set(wanted) | set(landed) - {MANIFEST_NAME}
+        if landed.get(name) != wanted.get(name)
+    )
+    if wrong:
+        raise StorageError(
+            f"{dest.display} does not match the manifest of {src.display} after the copy "
+            f"({len(wrong)} file(s), first: {wrong[0]}): files were changed or added there"
+        )
+    marker = _marker(manifest_text, wanted)
+    if target is dest:
+        write_bytes_at(dest.child(MARKER_NAME), marker)
+    else:
+        _commit_local(target, dest, overwrite=False, marker=marker)
+    _log.info("published %s from %s (%d files)", dest.display, src.display, len(wanted))
+    return report
+
+
+def _source_manifest(src: Location, workers: int) -> str:
+    """The text of the source's manifest.json, or a new manifest of it (not written there)."""
+    location = src.child(MANIFEST_NAME)
+    try:
+        with storage_errors("read", location.display):
+            return bytes(location.fs.cat_file(location.path)).decode("utf-8")
+    except NotFoundError:
+        pass
+    return manifest_json(compute_manifest_at(src, workers=workers))
 
 
 # -- internals -------------------------------------------------------------------------------
