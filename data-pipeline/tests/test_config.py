@@ -51,7 +51,7 @@ def test_defaults_and_normalization() -> None:
         }
     )
     assert config.topics[0].name == "/joint_states"
-    assert config.topic("/joint_states").gap_threshold_s() == pytest.approx(3 / 500)
+    assert config.topic("/joint_states").gap_threshold_s() == pytest.approx(0.05)  # the floor
     assert config.topic("/cam").gap_threshold_s() == pytest.approx(0.08)
     assert config.trigger.kind == "service" and config.disk.critical_free_gb == 5.0
 

@@ -63,7 +63,8 @@ class EpisodeBagWriter:
         if compress:
             mode = CompressionMode.STORAGE if storage == "mcap" else CompressionMode.MESSAGE
             self._writer.set_compression(mode, CompressionFormat.ZSTD)
-        self._metadata = dict(metadata or {})
+        self.metadata = dict(metadata or {})
+        """Written to episode.json when the bag closes (add to it while recording)."""
         self._connections: dict[str, Connection] = {}
         self._types = TYPESTORE.types
         self.messages = 0
@@ -82,8 +83,8 @@ class EpisodeBagWriter:
         if exc_type is not None:
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        if self._metadata:
-            (self.path / "episode.json").write_text(json.dumps(self._metadata, indent=1))
+        if self.metadata:
+            (self.path / "episode.json").write_text(json.dumps(self.metadata, indent=1))
 
     def write(self, topic: str, msgtype: str, t_ns: int, message: Any) -> None:
         """Serialize and write any message at receive time `t_ns`."""
@@ -104,6 +105,7 @@ class EpisodeBagWriter:
         names: Sequence[str],
         position: NDArray[Any],
         velocity: NDArray[Any] | None = None,
+        effort: NDArray[Any] | None = None,
         *,
         topic: str = "/joint_states",
         stamp_ns: int | None = None,
@@ -115,7 +117,7 @@ class EpisodeBagWriter:
             name=list(names),
             position=np.asarray(position, dtype=np.float64),
             velocity=empty if velocity is None else np.asarray(velocity, dtype=np.float64),
-            effort=empty,
+            effort=empty if effort is None else np.asarray(effort, dtype=np.float64),
         )
         self.write(topic, JOINT_STATE, t_ns, message)
 

@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from physai.core.jobs.spec import YamlModel
 
+MIN_DEFAULT_GAP_S = 0.05
+"""Floor of the default gap threshold: delivery jitter on a busy, non-real-time host reaches
+tens of milliseconds, so 3 periods of a 500 Hz stream (6 ms) would report noise."""
+
 _TOPIC = re.compile(r"^/?[A-Za-z_~{][A-Za-z0-9_/{}~]*$")
 
 
@@ -48,7 +52,9 @@ class TopicConfig(_Model):
     max_gap_ms: float | None = Field(
         default=None,
         gt=0,
-        description="a gap longer than this is reported (default: 3 periods of rate_hz)",
+        description=(
+            "a gap longer than this is reported (default: 3 periods of rate_hz, at least 50 ms)"
+        ),
     )
     required: bool = Field(
         default=True, description="an episode whose required topic never arrives is flagged"
@@ -64,7 +70,7 @@ class TopicConfig(_Model):
         if self.max_gap_ms is not None:
             return self.max_gap_ms / 1000.0
         if self.rate_hz is not None:
-            return 3.0 / self.rate_hz
+            return max(3.0 / self.rate_hz, MIN_DEFAULT_GAP_S)
         return None
 
 

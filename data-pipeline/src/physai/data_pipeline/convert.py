@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -441,6 +442,47 @@ def convert_one(
     )
 
 
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` (shard K of N) as `(K, N)`; UserError unless N >= 1 and 0 <= K < N."""
+    match = _SHARD.match(text)
+    if match is None:
+        raise UserError(f"bad shard {text!r}: write K/N, e.g. 0/4 (shard K of N, K from 0)")
+    shard = (int(match.group(1)), int(match.group(2)))
+    check_shard(shard)
+    return shard
+
+
+def check_shard(shard: tuple[int, int]) -> None:
+    """UserError unless `shard` is `(K, N)` with N >= 1 and 0 <= K < N."""
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise UserError(
+            f"bad shard {index}/{count}: the count N must be at least 1 and the index K "
+            f"from 0 to N-1"
+        )
+
+
+def select_shard(paths: list[Path], shard: tuple[int, int] | None) -> list[Path]:
+    """The bags of shard `(K, N)`: those at positions p with p % N == K (all when None).
+
+    UserError for a bad shard, and for a shard that gets no bag (more shards than bags).
+    """
+    if shard is None:
+        return paths
+    check_shard(shard)
+    index, count = shard
+    chosen = paths[index::count]
+    if not chosen:
+        raise UserError(
+            f"shard {index}/{count} holds no bag: {len(paths)} bag(s) for {count} shards; "
+            f"use at most {len(paths)} shard(s)"
+        )
+    return chosen
+
+
 def default_work_dir(out: str, settings: Settings | None = None) -> Path:
     """Where parts of a conversion to `out` are kept until it is published."""
     digest = hashlib.sha256(out.encode()).hexdigest()[:16]
@@ -459,14 +501,16 @@ def convert_bags(
     keep_parts: bool = False,
     settings: Settings | None = None,
     progress: Callable[[BagReport], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> ConversionReport:
     """Convert bags (one episode each) into one LeRobot v3.0 dataset at `out`.
 
     Every bag is planned and checked before its video is encoded; any error leaves nothing at
-    `out`. Parts made by an earlier, interrupted run are reused.
+    `out`. Parts made by an earlier, interrupted run are reused. `shard=(k, n)` converts only
+    the bags at positions k, k + n, k + 2n, ... of `find_bags(bags)` (see `select_shard`).
     """
     out_url = os.fspath(out)
-    paths = find_bags([os.fspath(b) for b in bags])
+    paths = select_shard(find_bags([os.fspath(b) for b in bags]), shard)
     if published_info(out_url, settings) is not None and not overwrite:
         raise UserError(f"{out_url} exists: pass --overwrite to replace it")
     work = Path(work_dir) if work_dir else default_work_dir(out_url, settings)
