@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the real types for checkers; at run time they load on first use
     from physai.data_management.curation import curate
     from physai.data_management.lerobot import LeRobotDatasetReader, LeRobotDatasetWriter
+    from physai.data_management.lerobot.files import skip_pandas_in_pyarrow
     from physai.data_management.validate import validate_dataset
 
 __version__ = _version("physai-data-management")
@@ -20,6 +21,7 @@ _PUBLIC = {
     "LeRobotDatasetReader": "physai.data_management.lerobot",
     "LeRobotDatasetWriter": "physai.data_management.lerobot",
     "curate": "physai.data_management.curation",
+    "skip_pandas_in_pyarrow": "physai.data_management.lerobot.files",
     "validate_dataset": "physai.data_management.validate",
 }
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "LeRobotDatasetWriter",
     "__version__",
     "curate",
+    "skip_pandas_in_pyarrow",
     "validate_dataset",
 ]
 

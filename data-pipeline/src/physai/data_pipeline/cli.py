@@ -79,9 +79,15 @@ def convert_command(
     """
     from rich.progress import Progress
 
+    from physai.core import commands
     from physai.data_pipeline.bags import find_bags
     from physai.data_pipeline.convert import convert_bags, parse_shard, select_shard
     from physai.data_pipeline.mapping import load_mapping
+
+    if commands.STANDALONE_PROCESS:  # a one-command process: skip pyarrow's pandas import
+        from physai.data_management import skip_pandas_in_pyarrow
+
+        skip_pandas_in_pyarrow()
 
     chosen = parse_shard(shard) if shard is not None else None
     mapping = load_mapping(mapping_file)

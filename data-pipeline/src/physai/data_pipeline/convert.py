@@ -38,7 +38,12 @@ from pydantic import BaseModel, ConfigDict
 from physai.core.errors import UserError
 from physai.core.settings import Settings, settings_or_default
 from physai.core.storage import published_info
-from physai.data_management import LeRobotDatasetReader, LeRobotDatasetWriter, curate
+from physai.data_management import (
+    LeRobotDatasetReader,
+    LeRobotDatasetWriter,
+    curate,
+    skip_pandas_in_pyarrow,
+)
 from physai.data_pipeline import align
 from physai.data_pipeline.bags import deserialize, find_bags, messages, open_bag, topic_connections
 from physai.data_pipeline.mapping import CameraSource, ConversionMapping, VectorSource
@@ -527,7 +532,9 @@ def convert_bags(
                 progress(report)
     else:
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(count, mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            count, mp_context=context, initializer=skip_pandas_in_pyarrow
+        ) as pool:  # workers convert bags and exit: they never need pandas
             futures = {
                 pool.submit(convert_one, path, mapping, part, task, threads): part
                 for path, part in jobs

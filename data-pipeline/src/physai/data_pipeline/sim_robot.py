@@ -336,6 +336,8 @@ class Episode:
         for i in range(round(self.seconds * arm.physics_hz)):
             t = i / arm.physics_hz
             t_ns = self.start_ns + i * dt_ns
+            # The state at t first, then the action decided from it, then the image at t.
+            yield SimEvent(t_ns, "joint_state", (arm.positions(), arm.velocities(), arm.efforts()))
             if t + 1e-9 >= next_control:
                 if self.expert is not None:
                     arm.act(self.expert.action())
@@ -348,7 +350,6 @@ class Episode:
             if t + 1e-9 >= next_camera:
                 yield SimEvent(t_ns, "image", arm.render())
                 next_camera += 1.0 / self.camera_hz
-            yield SimEvent(t_ns, "joint_state", (arm.positions(), arm.velocities(), arm.efforts()))
             arm.step()
         self.success = self.expert.success if self.expert is not None else None
 
