@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -404,38 +405,26 @@ def sim_robot_command(
         except (OSError, ValueError) as exc:
             raise UserError(f"{replay}: not a readable .npy file ({exc})") from None
         actions = [loaded] if loaded.ndim == 2 else list(loaded)
+    run: dict[str, Any] = {
+        "episodes": episodes,
+        "seconds": seconds,
+        "seed": seed,
+        "width": width,
+        "height": height,
+        "physics_hz": physics_hz,
+        "camera_hz": camera_hz,
+    }
     if mode == "mcap":
         if out is None:
             raise UserError("--out is required in mcap mode")
-        paths = sim_robot.write_episodes(
-            out,
-            task,
-            episodes=episodes,
-            seconds=seconds,
-            seed=seed,
-            width=width,
-            height=height,
-            physics_hz=physics_hz,
-            camera_hz=camera_hz,
-            replay=actions,
-        )
+        paths = sim_robot.write_episodes(out, task, replay=actions, **run)
         summary: object = [str(p) for p in paths]
         if not as_json:
             typer.echo(f"wrote {len(paths)} bag(s) and {out / 'mapping.yaml'}")
     elif mode == "ros":
         if actions is not None:
             raise UserError("--replay works in mcap mode only")
-        summary = sim_robot.publish_episodes(
-            task,
-            episodes=episodes,
-            seconds=seconds,
-            seed=seed,
-            width=width,
-            height=height,
-            physics_hz=physics_hz,
-            camera_hz=camera_hz,
-            trigger_service=trigger_service,
-        )
+        summary = sim_robot.publish_episodes(task, trigger_service=trigger_service, **run)
         if not as_json:
             typer.echo(f"published {episodes} episode(s): {summary}")
     else:
