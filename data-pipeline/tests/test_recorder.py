@@ -288,6 +288,34 @@ def test_per_topic_compression_in_one_mcap_file(tmp_path: Path) -> None:
         times = [t for _, t, _ in reader.messages()]
     assert times == sorted(times) and len(times) == 1800
 
+    # A reader that streams the file from the start (no summary, as after a crash) finds every
+    # channel before its messages, also when no uncompressed topic has any message.
+    from mcap.reader import NonSeekingReader
+
+    with McapEpisode(tmp_path / "zstd_only", {"/a": "zstd"}, chunk_size=2_000) as ep:
+        ep.add_topic("/a", "std_msgs/msg/Float64MultiArray")
+        for i in range(300):
+            ep.write("/a", 10**9 + i, data)
+    for path in (tmp_path / "ep/ep_0.mcap", tmp_path / "zstd_only/zstd_only_0.mcap"):
+        with path.open("rb") as handle:
+            streamed = Counter(c.topic for _, c, _ in NonSeekingReader(handle).iter_messages())
+        assert sum(streamed.values()) in (1800, 300), streamed
+
+
+def test_recorder_refuses_an_unknown_message_type_at_start(
+    tmp_path: Path, ros_env: dict[str, str]
+) -> None:
+    config = recording_config(
+        tmp_path, topics=[{"name": "/gripper", "type": "my_robot_msgs/msg/Gripper"}]
+    )
+    done = subprocess.run(
+        [PHYSAI, "data-pipeline", "record", "--config", str(config)],
+        env=ros_env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "my_robot_msgs/msg/Gripper" in done.stderr
+    assert not (tmp_path / "bags").exists() or not any((tmp_path / "bags").iterdir())
+
 
 def test_recorder_needs_a_type_it_cannot_discover(tmp_path: Path, ros_env: dict[str, str]) -> None:
     config = recording_config(tmp_path, topics=[{"name": "/nobody_publishes"}])

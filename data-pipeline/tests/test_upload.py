@@ -22,6 +22,7 @@ from physai.core.storage import exists_published, read_text, verify_manifest, wa
 from physai.core.testing.azurite import Azurite
 from physai.data_management import LeRobotDatasetReader
 from physai.data_pipeline.bag_writer import EpisodeBagWriter
+from physai.data_pipeline.bags import find_bags
 from physai.data_pipeline.convert import convert_bags
 from physai.data_pipeline.mapping import ConversionMapping
 from physai.data_pipeline.upload import plan_raw, upload_bags, upload_dataset
@@ -258,3 +259,22 @@ def test_plan_raw_names_bare_files_and_split_bags(tmp_path: Path) -> None:
     assert plan.prefix == "arm-01/2025-12-01"
     with pytest.raises(UserError, match="not 1-128"):
         plan_raw(bare.rename(tmp_path / "bad name.mcap"), robot="rb")
+
+
+def test_empty_bags_clashing_names_and_hidden_folders(tmp_path: Path, settings: Settings) -> None:
+    with EpisodeBagWriter(tmp_path / "empty/ep", metadata={"task": "t", "robot_id": "r"}):
+        pass
+    with pytest.raises(UserError, match="the bag is empty"):
+        upload_bags([tmp_path / "empty"], str(tmp_path / "store"), settings=settings)
+
+    split = record(tmp_path / "a/ep")
+    other = record(tmp_path / "other", shift=10**9)
+    next(other.glob("*.mcap")).rename(split / "ep_1.mcap")  # ep -> ep_0.mcap, ep_1.mcap
+    single = record(tmp_path / "b/ep_0")  # -> ep_0.mcap as well
+    with pytest.raises(UserError, match=r"would both upload to raw/arm-01/2025-12-01/ep_0\.mcap"):
+        upload_bags([split, single], str(tmp_path / "store"), settings=settings)
+    assert not (tmp_path / "store").exists()
+
+    record(tmp_path / "c/.episode_x.recording")  # the recorder's episode in progress
+    record(tmp_path / "c/done")
+    assert [b.name for b in find_bags([tmp_path / "c"])] == ["done"]

@@ -36,10 +36,11 @@ def find_bags(paths: Collection[str | Path]) -> list[Path]:
         elif (path / "metadata.yaml").exists():
             bags.append(path)
         else:
-            found = sorted(
+            found = sorted(  # hidden entries are left out: the recorder's episodes in progress
                 p
                 for p in path.iterdir()
-                if (p.is_file() and p.suffix in BAG_SUFFIXES) or (p / "metadata.yaml").exists()
+                if not p.name.startswith(".")
+                and ((p.is_file() and p.suffix in BAG_SUFFIXES) or (p / "metadata.yaml").exists())
             )
             if not found:
                 raise UserError(f"{path}: holds no bag")

@@ -34,6 +34,18 @@ TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 _TYPES = {"none": CompressionType.NONE, "lz4": CompressionType.LZ4, "zstd": CompressionType.ZSTD}
 
 
+def check_type(topic: str, msgtype: str) -> str:
+    """The .msg definition of `msgtype` (the MCAP schema), or UserError when it is unknown."""
+    try:
+        definition, _ = TYPESTORE.generate_msgdef(msgtype, ros_version=2)
+    except Exception:
+        raise UserError(
+            f"{topic}: message type {msgtype} is unknown to rosbags' ROS 2 type store "
+            "(register custom messages there)"
+        ) from None
+    return str(definition)
+
+
 class McapEpisode:
     """Writes one episode; `close()` (or leaving the `with`) finishes the file and its metadata."""
 
@@ -69,16 +81,20 @@ class McapEpisode:
         """Register a topic and its type (the MCAP schema is the type's .msg definition)."""
         if topic in self._channels:
             return
+        definition = check_type(topic, msgtype)
+        # Schema and channel records go to the data section itself, not into a chunk: a chunk
+        # without messages is never written, and a streaming reader needs a channel before
+        # the first message of any chunk that uses it.
+        writer = self._writer
+        current = writer._Writer__chunk_builder  # type: ignore[attr-defined]
+        writer._Writer__chunk_builder = None  # type: ignore[attr-defined]
         try:
-            definition, _ = TYPESTORE.generate_msgdef(msgtype, ros_version=2)
-        except Exception:
-            raise UserError(
-                f"{topic}: message type {msgtype} is unknown to rosbags' ROS 2 type store"
-            ) from None
-        schema = self._writer.register_schema(msgtype, "ros2msg", definition.encode())
-        self._channels[topic] = self._writer.register_channel(
-            topic, "cdr", schema, {"offered_qos_profiles": ""}
-        )
+            schema = writer.register_schema(msgtype, "ros2msg", definition.encode())
+            self._channels[topic] = writer.register_channel(
+                topic, "cdr", schema, {"offered_qos_profiles": ""}
+            )
+        finally:
+            writer._Writer__chunk_builder = current  # type: ignore[attr-defined]
         self._types[topic] = msgtype
         self.counts[topic] = 0
 

@@ -34,7 +34,7 @@ from physai.data_pipeline.config import (
     ServiceTrigger,
     TopicTrigger,
 )
-from physai.data_pipeline.mcap_episode import McapEpisode
+from physai.data_pipeline.mcap_episode import McapEpisode, check_type
 from physai.data_pipeline.ros import message_class, reliable_qos, require_rclpy
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ class Recorder:
         try:
             node = rclpy.create_node(self.node_name, context=context)
             types = self._topic_types(node)
+            for name, msgtype in types.items():  # fail now, not at the first episode
+                check_type(name, msgtype)
             for topic in self.config.topics:
                 node.create_subscription(
                     message_class(types[topic.name]),
@@ -258,12 +260,16 @@ class Recorder:
 
     def start_episode(self) -> tuple[bool, str]:
         """Start an episode; (False, why) when one is running or the disk is critical."""
+        if self._stop:
+            return False, "the recorder is shutting down"
         if self._episode is not None:
             return False, "an episode is already recording"
         if self._disk_state == "critical":
             return False, "disk space is below the critical threshold"
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         name = f"episode_{stamp}_{len(self.report.episodes):04d}"
+        while (self.output / name).exists():  # another recorder run in the same second
+            name += "x"
         self._final = self.output / name
         metadata = self.config.metadata.model_dump(exclude_none=True)
         metadata["started_at"] = datetime.now(UTC).isoformat()
@@ -286,7 +292,14 @@ class Recorder:
         self._episode = None
         self._needs_rearm = reason != "trigger"
         seconds = time.monotonic() - self._started
-        missing = [t.name for t in self.config.topics if t.required and not episode.counts[t.name]]
+        now = time.time_ns()
+        for topic in self.config.topics:  # a topic silent up to the end is a gap too
+            threshold = topic.gap_threshold_s()
+            last = self._last.get(topic.name, self._started_ns)
+            if threshold is not None and (now - last) / 1e9 > threshold:
+                self._gap(topic.name, last, now)
+        counts = episode.counts
+        missing = [t.name for t in self.config.topics if t.required and not counts.get(t.name)]
         if missing:
             log.warning("episode %s: no message on required topic(s) %s", final.name, missing)
         episode.metadata.update(

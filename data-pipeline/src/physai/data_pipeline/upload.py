@@ -127,6 +127,8 @@ def plan_raw(bag: Path, robot: str | None = None) -> RawEpisode:
     if not stored:
         raise UserError(f"{bag}: holds no bag file ({', '.join(BAG_SUFFIXES)})")
     with open_bag(bag) as reader:
+        if not reader.message_count:
+            raise UserError(f"{bag}: the bag is empty: nothing to upload")
         start_ns = int(reader.start_time)
     day = datetime.fromtimestamp(start_ns / 1e9, UTC).strftime("%Y-%m-%d")
     if len(stored) == 1:
@@ -261,12 +263,13 @@ def _episode_metadata(bag: Path) -> dict[str, Any]:
 def _check_unique(episodes: list[RawEpisode]) -> None:
     seen: dict[str, Path] = {}
     for episode in episodes:
-        key = f"{episode.prefix}/{episode.episode}"
-        if key in seen:
-            raise UserError(
-                f"{episode.bag} and {seen[key]} would both upload to raw/{key}: rename one"
-            )
-        seen[key] = episode.bag
+        for name in [*episode.files, f"{episode.episode}.json"]:
+            key = f"{episode.prefix}/{name}"
+            if key in seen and seen[key] != episode.bag:
+                raise UserError(
+                    f"{episode.bag} and {seen[key]} would both upload to raw/{key}: rename one"
+                )
+            seen[key] = episode.bag
 
 
 def _work_dir(dest: str, settings: Settings) -> Path:

@@ -91,11 +91,14 @@ def copy_tree(
     progress: bool = True,
     fresh: bool = False,
     journal: str | os.PathLike[str] | None = None,
+    manifest: Manifest | None = None,
 ) -> CopyReport:
     """Copy every file under `src_url` to `dst_url`, resuming a previous interrupted run.
 
-    `fresh=True` ignores (and restarts) the journal. Raises StorageError naming the failed files
-    when some could not be copied; the others stay journaled, so a rerun copies only the rest.
+    `fresh=True` ignores (and restarts) the journal. `manifest` checks the files against these
+    hashes instead of the source's own manifest.json. Raises StorageError naming the failed
+    files when some could not be copied; the others stay journaled, so a rerun copies only the
+    rest.
     """
     from physai.core.settings import settings_or_default
 
@@ -110,7 +113,8 @@ def copy_tree(
         with storage_errors("read", src.display):
             if not src.fs.exists(src.path):
                 raise NotFoundError(f"{src.display} does not exist")
-    manifest = _read_manifest_at(src)
+    if manifest is None:
+        manifest = _read_manifest_at(src)
     plan = {
         name: _Source(src.child(name), size, _expected(manifest, name))
         for name, size in sources.items()

@@ -248,8 +248,10 @@ def publish_tree(
         _check_destination(dest, overwrite=False)
     else:
         target = dest
-    report = copy_tree(src.url(), target.url(), resolved, workers=workers, progress=progress)
     entries = parse_manifest(manifest_text, f"{src.display}/{MANIFEST_NAME}")
+    report = copy_tree(
+        src.url(), target.url(), resolved, workers=workers, progress=progress, manifest=entries
+    )
     if not src.fs.exists(src.child(MANIFEST_NAME).path):
         write_bytes_at(target.child(MANIFEST_NAME), manifest_text.encode("utf-8"))
     landed = list_files(target)
