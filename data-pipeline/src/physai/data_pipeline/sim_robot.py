@@ -431,6 +431,7 @@ def write_episodes(
                     seconds,
                     start_ns=t0,
                     camera_hz=camera_hz,
+                    control_hz=camera_hz,  # one action per frame, as the dataset replays them
                     actions=None if replay is None else np.asarray(replay[k], np.float64),
                 )
                 for event in episode:
@@ -504,7 +505,10 @@ def publish_episodes(
             sent = dict.fromkeys(TOPICS, 0)
             start_wall = time.monotonic()
             start_ns = time.time_ns()
-            for event in Episode(arm, seconds, start_ns=start_ns, camera_hz=camera_hz):
+            episode = Episode(
+                arm, seconds, start_ns=start_ns, camera_hz=camera_hz, control_hz=camera_hz
+            )
+            for event in episode:
                 if realtime:
                     delay = start_wall + (event.t_ns - start_ns) / 1e9 - time.monotonic()
                     if delay > 0:
