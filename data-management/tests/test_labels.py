@@ -525,3 +525,32 @@ def test_blob_concurrent_writers_and_compactions_lose_nothing(
     names = walk_files(f"{url}/annotations", settings)
     assert len(names) == 1 and names[0].startswith("snapshot-")
     check_nothing_lost(notes, seed + written)
+
+
+def test_annotation_snapshot_ships_with_a_new_dataset(tmp_path: Path) -> None:
+    from physai.data_management import LeRobotDatasetWriter, annotation_snapshot, curate
+    from physai.data_management.curation import Selection
+
+    features = {"observation.state": {"dtype": "float32", "shape": [2], "names": ["a", "b"]}}
+    writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10, features=features)
+    for episode in range(3):
+        writer.add_episode({"observation.state": np.full((5, 2), episode, np.float32)}, "t")
+    snapshot = annotation_snapshot(
+        {0: "success", 1: "failure", 2: "success"},
+        {e: {"seed": 10 + e, "light": 0.2 * e} for e in range(3)},
+        writer="demos",
+    )
+    assert snapshot is not None and snapshot[0].startswith("annotations/snapshot-")
+    writer.add_file(*snapshot)
+    writer.finish()
+    notes = Annotations(str(tmp_path / "ds"))
+    assert notes.get(1).outcome == "failure" and notes.get(2).labels == {"seed": 12, "light": 0.4}
+    bright = curate(
+        [str(tmp_path / "ds")],
+        str(tmp_path / "bright"),
+        selection=Selection(where="labels.light > 0.1 and outcome == 'success'"),
+    )
+    assert bright.selected_episodes == 1
+    assert annotation_snapshot() is None
+    with pytest.raises(UserError):
+        annotation_snapshot({0: "maybe"})  # type: ignore[dict-item]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the real types for checkers; at run time they load on first use
     from physai.data_management.curation import curate
+    from physai.data_management.labels import Annotations, annotation_snapshot
     from physai.data_management.lerobot import LeRobotDatasetReader, LeRobotDatasetWriter
     from physai.data_management.lerobot.files import skip_pandas_in_pyarrow
     from physai.data_management.validate import validate_dataset
@@ -18,6 +19,8 @@ __version__ = _version("physai-data-management")
 
 # The public API other domains use, imported on first access (the CLI stays quick to start).
 _PUBLIC = {
+    "Annotations": "physai.data_management.labels",
+    "annotation_snapshot": "physai.data_management.labels",
     "LeRobotDatasetReader": "physai.data_management.lerobot",
     "LeRobotDatasetWriter": "physai.data_management.lerobot",
     "curate": "physai.data_management.curation",
@@ -25,9 +28,11 @@ _PUBLIC = {
     "validate_dataset": "physai.data_management.validate",
 }
 __all__ = [
+    "Annotations",
     "LeRobotDatasetReader",
     "LeRobotDatasetWriter",
     "__version__",
+    "annotation_snapshot",
     "curate",
     "skip_pandas_in_pyarrow",
     "validate_dataset",

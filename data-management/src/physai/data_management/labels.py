@@ -643,6 +643,46 @@ def renumbered_snapshot(
     return f"{ANNOTATIONS_DIR}/{name}", json.dumps(document, indent=1).encode()
 
 
+def annotation_snapshot(
+    outcomes: Mapping[int, Outcome] | None = None,
+    labels: Mapping[int, Mapping[str, object]] | None = None,
+    *,
+    writer: str = "physai",
+    author: str | None = None,
+) -> tuple[str, bytes] | None:
+    """Annotations for a dataset being written: (path under the dataset, snapshot bytes) to
+    publish with it (`LeRobotDatasetWriter.add_file`), so episodes carry their outcome and
+    labels from the moment the dataset appears. None when there is nothing to write."""
+    writer = _check_name(writer, "writer")
+    if not _WRITER.match(writer):
+        raise UserError(f"writer {writer!r} must be letters, digits, '_' or '.'")
+    who = _default_author() if author is None else _check_name(author, "author")
+    edits: list[Edit] = []
+
+    def edit(episode: int, op: Op, key: str | None = None, value: JsonValue = None) -> None:
+        time_ns = _next_time_ns()
+        edits.append(
+            Edit(
+                id=f"{time_ns:020d}-{writer}-{uuid.uuid4().hex}",
+                time_ns=time_ns,
+                writer=writer,
+                author=who,
+                episode=_check_episode(episode),
+                op=op,
+                key=key,
+                value=value,
+            )
+        )
+
+    for episode, outcome in sorted((outcomes or {}).items()):
+        edit(episode, "set_outcome", value=_outcome(outcome))
+    for episode, values in sorted((labels or {}).items()):
+        for key, value in values.items():
+            edit(episode, "set_label", _check_name(key, "label key"), _json_value(value))
+    episodes = {e.episode: e.episode for e in edits}
+    return renumbered_snapshot(edits, episodes, writer=writer)
+
+
 # -- quality scores as episode metadata ------------------------------------------------------
 
 

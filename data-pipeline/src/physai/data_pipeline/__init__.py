@@ -6,5 +6,58 @@ What this package does, and what it will do, is written in its `specifications/`
 """
 
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real types for checkers; at run time they load on first use
+    from physai.data_pipeline.convert import convert_bags
+    from physai.data_pipeline.sim_robot import (
+        TASKS,
+        Episode,
+        ScriptedExpert,
+        SimArm,
+        SimTask,
+        get_task,
+        task_names,
+        write_episodes,
+    )
 
 __version__ = _version("physai-data-pipeline")
+
+# The public API other domains use (the simulated arms and the converter), loaded on first use.
+_PUBLIC = {
+    "convert_bags": "physai.data_pipeline.convert",
+    **{
+        name: "physai.data_pipeline.sim_robot"
+        for name in (
+            "TASKS",
+            "Episode",
+            "ScriptedExpert",
+            "SimArm",
+            "SimTask",
+            "get_task",
+            "task_names",
+            "write_episodes",
+        )
+    },
+}
+__all__ = [
+    "TASKS",
+    "Episode",
+    "ScriptedExpert",
+    "SimArm",
+    "SimTask",
+    "__version__",
+    "convert_bags",
+    "get_task",
+    "task_names",
+    "write_episodes",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'physai.data_pipeline' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
