@@ -151,6 +151,8 @@ class SimArm:
         self._tip = self.model.body(self.task.tip_body).id
         self._renderer: Any = None
         self._camera: Any = None
+        self.camera: dict[str, Any] = dict(self.task.camera)
+        """The free camera (lookat, distance, azimuth, elevation); change it between frames."""
         self.reset(seed)
 
     @property
@@ -177,6 +179,17 @@ class SimArm:
                 if 0.05 < np.linalg.norm(target) < 0.2:
                     break
             self.data.qpos[-2:] = target
+        self.mj.mj_forward(self.model, self.data)
+        self.waypoints = self._waypoints()
+
+    @property
+    def object_qpos(self) -> slice:
+        """Where the movable object's (x, y) slide joints sit in `data.qpos`: the puck for
+        pusher, the target for reacher."""
+        return slice(-4, -2) if self.task.name == "pusher" else slice(-2, None)
+
+    def scene_changed(self) -> None:
+        """Recompute kinematics and the expert's waypoints after `data.qpos` was edited."""
         self.mj.mj_forward(self.model, self.data)
         self.waypoints = self._waypoints()
 
@@ -229,10 +242,9 @@ class SimArm:
             flags = self._renderer.scene.flags  # shadows cost 5x the frame time on Mesa
             flags[self.mj.mjtRndFlag.mjRND_SHADOW] = False
             flags[self.mj.mjtRndFlag.mjRND_REFLECTION] = False
-            camera = self.mj.MjvCamera()
-            for key, value in self.task.camera.items():
-                setattr(camera, key, value)
-            self._camera = camera
+            self._camera = self.mj.MjvCamera()
+        for key, value in self.camera.items():
+            setattr(self._camera, key, value)
         self._renderer.update_scene(self.data, camera=self._camera)
         return np.asarray(self._renderer.render())
 
@@ -251,6 +263,13 @@ class ScriptedExpert:
         self.reached = 0
         self._scratch = arm.mj.MjData(arm.model)
         self._reference = arm.positions()
+        self._solution = self._reference.copy()  # the last IK answer: the next one starts there
+        model = arm.model
+        ids = [model.joint(n).id for n in arm.task.joints]
+        low, high = model.jnt_range[ids].T
+        limited = model.jnt_limited[ids].astype(bool)
+        self._low, self._high = np.where(limited, low, -np.inf), np.where(limited, high, np.inf)
+        self._jacobian = np.zeros((3, model.nv))
 
     @property
     def success(self) -> bool:
@@ -271,14 +290,10 @@ class ScriptedExpert:
         return task.kp * (self._reference - arm.positions()) - task.kd * arm.velocities()
 
     def _inverse_kinematics(self, target: NDArray[np.float64], iterations: int = 30) -> Any:
-        arm, scratch = self.arm, self._scratch
+        arm, scratch, jacobian = self.arm, self._scratch, self._jacobian
         mj, model = arm.mj, arm.model
         scratch.qpos[:] = arm.data.qpos
-        scratch.qpos[arm._qpos] = self._reference
-        low, high = model.jnt_range[[model.joint(n).id for n in arm.task.joints]].T
-        limited = model.jnt_limited[[model.joint(n).id for n in arm.task.joints]].astype(bool)
-        low, high = np.where(limited, low, -np.inf), np.where(limited, high, np.inf)
-        jacobian = np.zeros((3, model.nv))
+        scratch.qpos[arm._qpos] = self._solution
         for _ in range(iterations):
             mj.mj_kinematics(model, scratch)
             mj.mj_comPos(model, scratch)
@@ -289,8 +304,9 @@ class ScriptedExpert:
             mj.mj_jac(model, scratch, jacobian, None, tip, arm._tip)
             j = jacobian[:, arm._qvel]
             step = j.T @ np.linalg.solve(j @ j.T + 1e-2 * np.eye(3), error)
-            scratch.qpos[arm._qpos] = np.clip(scratch.qpos[arm._qpos] + step, low, high)
-        return scratch.qpos[arm._qpos].copy()
+            scratch.qpos[arm._qpos] = np.clip(scratch.qpos[arm._qpos] + step, self._low, self._high)
+        self._solution = scratch.qpos[arm._qpos].copy()
+        return self._solution.copy()
 
 
 @dataclass(frozen=True)
