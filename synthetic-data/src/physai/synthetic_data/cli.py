@@ -92,3 +92,101 @@ def coverage_command(
     typer.echo(f"{report.episodes} episodes; joint coverage: {joints}; report in {out}")
     for effect in report.factors:
         typer.echo(f"  {effect.factor}: r(brightness) = {effect.corr_brightness}")
+
+
+@app.command("cosmos-transfer")
+def cosmos_transfer_command(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(..., help="LeRobot dataset URL holding the rendered videos."),
+    out: str = typer.Option(..., "--out", help="URL of the photoreal dataset to write."),
+    prompt: str = typer.Option(..., "--prompt", help="What the video should look like."),
+    rgb: str = typer.Option(..., "--rgb", help="Camera feature with the rendered colour video."),
+    control: list[str] = typer.Option(
+        ..., "--control", help="TYPE=CAMERA[:WEIGHT], e.g. depth=observation.images.depth:0.5."
+    ),
+    image: str = typer.Option(..., "--image", help="Cosmos-Transfer container with physai."),
+    backend: str = typer.Option("osmo", "--backend", help="osmo, azureml or local (a plan)."),
+    episodes: str | None = typer.Option(None, "--episodes", help="e.g. 0-3,7 (default: all)."),
+    gpus: int | None = typer.Option(None, "--gpus", help="GPUs per node (default: 1)."),
+) -> None:
+    """Print the Cosmos-Transfer job for a backend (validated offline; nothing is submitted).
+
+    The Cosmos models do not run in physai's own environment: the job runs in their container.
+
+    Example: physai synthetic-data cosmos-transfer datasets/sim/v1 --out datasets/real/v1
+    --prompt "a sunlit kitchen" --rgb observation.images.front
+    --control depth=observation.images.depth --control edge= --image myacr.azurecr.io/ct:1
+    """
+    from physai.core.jobs.backends import render_text
+    from physai.synthetic_data.cosmos import transfer_job
+    from physai.synthetic_data.cosmos_runner import parse_control
+
+    parsed = [parse_control(c) for c in control]
+    spec = transfer_job(
+        dataset,
+        out,
+        prompt=prompt,
+        rgb_camera=rgb,
+        controls={kind: camera for kind, camera, _ in parsed},
+        weights={kind: weight for kind, _, weight in parsed},
+        image=image,
+        episodes=episodes,
+        gpus=gpus,
+    )
+    typer.echo(render_text(spec, backend, get_settings(ctx)), nl=False)
+
+
+@app.command("judge")
+def judge_command(
+    dataset: str = typer.Argument(..., help="LeRobot dataset URL to judge."),
+    camera: str | None = typer.Option(None, "--camera", help="Camera feature to sample."),
+    frames: int = typer.Option(8, "--frames", help="Frames sampled per episode."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="OpenAI-compatible base URL (default: $PHYSAI_JUDGE_URL)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Model (default: $PHYSAI_JUDGE_MODEL)."),
+    label_key: str | None = typer.Option(
+        None, "--label-key", help="Judge locally from this success column instead of a VLM."
+    ),
+    report_url: str | None = typer.Option(None, "--report", help="Write the JSON report here."),
+    write_annotations: bool = typer.Option(
+        False, "--annotate", help="Store verdicts as episode outcomes with their reasons."
+    ),
+) -> None:
+    """Judge each episode success/failure with a reason (VLM endpoint, or a local label).
+
+    The key is read from $PHYSAI_JUDGE_API_KEY and never printed.
+
+    Example: physai synthetic-data judge datasets/pick/v1 --camera observation.images.front
+    --endpoint http://localhost:8000/v1 --model nvidia/Cosmos-Reason1-7B --annotate
+    """
+    import os
+
+    from physai.synthetic_data.judge import (
+        Judge,
+        LocalJudge,
+        OpenAIJudge,
+        annotate,
+        judge_dataset,
+        report,
+        write_report,
+    )
+
+    judge: Judge
+    if label_key is not None:
+        judge, name = LocalJudge(), f"local:{label_key}"
+    else:
+        url = endpoint or os.environ.get("PHYSAI_JUDGE_URL")
+        chosen = model or os.environ.get("PHYSAI_JUDGE_MODEL")
+        if not url or not chosen:
+            raise UserError("give --endpoint and --model (or PHYSAI_JUDGE_URL/_MODEL)")
+        judge, name = OpenAIJudge(url, chosen), chosen
+    verdicts = judge_dataset(dataset, judge, camera=camera, frames=frames, label_key=label_key)
+    document = report(verdicts, dataset_url=dataset, judge=name)
+    if report_url is not None:
+        write_report(report_url, document)
+    if write_annotations:
+        annotate(verdicts, dataset)
+    for item in verdicts:
+        typer.echo(f"{item.episode}\t{item.verdict.outcome}\t{item.verdict.reason}")
+    typer.echo(f"{document['success']} success, {document['failure']} failure")
