@@ -187,6 +187,9 @@ def _worker_init() -> None:
     from physai.data_management import skip_pandas_in_pyarrow
 
     os.environ.setdefault("MUJOCO_GL", "egl")
+    # One worker per core already: Mesa's software renderer would otherwise start a thread per
+    # core in every worker, and they would fight (read when the GL context is created).
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     skip_pandas_in_pyarrow()  # a generation worker never converts to pandas
 
 
