@@ -144,3 +144,20 @@ def test_user_errors_write_nothing(tmp_path: Path) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, args
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_errors_cross_process_boundaries_as_themselves() -> None:
+    """A worker's error is pickled back to the parent: it must arrive whole (the subclass, its
+    one-line message, its exit code), whatever arguments its constructor takes."""
+    import concurrent.futures
+    import copy
+    import multiprocessing
+
+    from physai.core.errors import MissingDependencyError
+
+    error = MissingDependencyError("EGL", "apt-get install libegl1")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        back = pool.submit(copy.copy, error).result()  # pickled there and back
+    assert type(back) is MissingDependencyError and back.exit_code == 2
+    assert back.message == "EGL is not installed: apt-get install libegl1"

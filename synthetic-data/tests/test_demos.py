@@ -131,6 +131,9 @@ def test_cli_demos_and_coverage_report(tmp_path: Path) -> None:
     assert json.loads(done.output)["episodes"] == 6
     assert runner.invoke(app, ["synthetic-data", "demos", "--task", "nope", "--episodes", "1",
                                "--out", str(tmp_path / "x")]).exit_code == 2  # fmt: skip
+    again = runner.invoke(app, ["synthetic-data", "demos", "--task", "reacher", "--episodes", "2",
+                                "--workers", "2", "--out", str(out)])  # fmt: skip
+    assert again.exit_code == 2 and "exists" in again.output  # refused before any episode
 
     report = coverage_report(out, tmp_path / "report", frames_per_episode=2)
     assert report.episodes == 6 and set(report.state_coverage) == {"joint0", "joint1"}

@@ -362,5 +362,8 @@ def test_judge_command_with_the_local_label_and_an_endpoint(
     )  # fmt: skip
     assert remote.exit_code == 0, remote.output
     assert remote.output.splitlines()[0].startswith("0\tsuccess\t")
-    missing = runner.invoke(app, ["synthetic-data", "judge", str(dataset)], env={})
+    missing = runner.invoke(app, ["synthetic-data", "judge", str(dataset), "--camera", CAM], env={})
     assert missing.exit_code == 2 and "--endpoint and --model" in missing.output
+    blind = runner.invoke(app, ["synthetic-data", "judge", str(dataset), "--endpoint", server.url,
+                                "--model", "m"])  # fmt: skip
+    assert blind.exit_code == 2 and "--camera" in blind.output

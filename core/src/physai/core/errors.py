@@ -25,6 +25,17 @@ class PhysaiError(Exception):
         """The redacted message, folded to one line."""
         return " ".join(str(self).split())
 
+    def __reduce__(self) -> tuple[object, tuple[type[PhysaiError], str]]:
+        # Rebuilt from the message alone, whatever the subclass's constructor takes, so an
+        # error raised in a worker process reaches the parent as itself (pickled).
+        return _rebuild, (type(self), str(self))
+
+
+def _rebuild(cls: type[PhysaiError], message: str) -> PhysaiError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    return error
+
 
 class UserError(PhysaiError):
     """Bad input or configuration: one clear line, exit code 2, nothing written."""

@@ -21,7 +21,7 @@ def demos_command(
     task: str = typer.Option(..., "--task", help="Simulated task: reacher or pusher."),
     episodes: int = typer.Option(..., "--episodes", help="Number of episodes."),
     out: str = typer.Option(..., "--out", help="Dataset path or storage URL to publish."),
-    seed: int = typer.Option(0, "--seed", help="Episode k uses seed + k."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Episode k uses seed + k."),
     seconds: float | None = typer.Option(
         None, "--seconds", help="Episode length (default: 2 s reacher, 4 s pusher)."
     ),
@@ -173,6 +173,10 @@ def judge_command(
     )
 
     judge: Judge
+    if label_key is None and camera is None:
+        raise UserError("a VLM judge needs frames: give --camera (or --label-key to judge locally)")
+    if frames < 1:
+        raise UserError(f"--frames must be 1 or more, not {frames}")
     if label_key is not None:
         judge, name = LocalJudge(), f"local:{label_key}"
     else:

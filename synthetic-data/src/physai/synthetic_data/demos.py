@@ -94,7 +94,9 @@ def run_episode(arm: Any, scene: SceneRandomizer | None, spec: DemoSpec, k: int)
         scene.apply(draw)
     expert = ScriptedExpert(arm)
     frames = max(1, round(spec.seconds * spec.fps))
-    steps = max(1, round(spec.physics_hz / spec.fps))
+    # physics steps before frame i + 1: exact over the episode even when physics_hz / fps
+    # is not a whole number (500 / 30 alternates 16 and 17 steps)
+    boundaries = [round(i * spec.physics_hz / spec.fps) for i in range(frames + 1)]
     latency = int(draw.get("action_latency_steps", 0))
     state_noise, image_noise = draw.get("state_noise_std", 0.0), draw.get("image_noise_std", 0.0)
     states = np.empty((frames, len(arm.joint_names)), np.float32)
@@ -112,7 +114,7 @@ def run_episode(arm: Any, scene: SceneRandomizer | None, spec: DemoSpec, k: int)
             noisy = image + rng.normal(0, image_noise, image.shape)
             image = np.clip(noisy, 0, 255).astype(np.uint8)
         images.append(image)
-        for _ in range(steps):
+        for _ in range(boundaries[i + 1] - boundaries[i]):
             arm.step()
     # the recorded action is what the expert decided; the clip to the motors' range is applied
     low, high = arm.model.actuator_ctrlrange.T
@@ -210,12 +212,19 @@ def generate_demos(
     settings: Settings | None = None,
 ) -> DemoReport:
     """Generate `episodes` demonstrations of `task` and publish them as one dataset at `out`."""
+    from physai.core.storage import exists
     from physai.data_management import curate
     from physai.data_pipeline import get_task
 
     get_task(task)  # unknown task: a clear error before anything runs
     if episodes < 1:
         raise UserError(f"episodes must be 1 or more, not {episodes}")
+    if seed < 0:
+        raise UserError(f"seed must be 0 or more, not {seed}")
+    if physics_hz < fps:
+        raise UserError(f"physics_hz ({physics_hz}) must be at least fps ({fps})")
+    if not overwrite and exists(os.fspath(out), settings):
+        raise UserError(f"{os.fspath(out)} exists: pass overwrite=True (--overwrite) to replace it")
     if not 1 <= fps <= 1000:
         raise UserError(f"fps must be 1-1000, not {fps}")
     spec = DemoSpec(task, seed, seconds or DEFAULT_SECONDS[task], fps, width, height,

@@ -152,6 +152,7 @@ class SceneRandomizer:
         mass = draw.get("mass_scale", 1.0)
         model.body_mass[:] = nominal["body_mass"] * mass
         model.body_inertia[:] = nominal["body_inertia"] * mass
+        arm.mj.mj_setConst(model, arm.data)  # derived constants (subtree masses, inv. weights)
         model.geom_friction[:] = nominal["geom_friction"] * draw.get("friction_scale", 1.0)
         camera = dict(self._camera)
         camera["distance"] = camera.get("distance", 1.0) * draw.get("camera_distance", 1.0)
