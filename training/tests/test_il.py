@@ -1,0 +1,340 @@
+"""IL on LeRobot 0.6: tiny ACT runs on CPU, metrics, checkpoints, resume and bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from physai.core import storage
+from physai.core.errors import MissingDependencyError, UserError
+from physai.core.settings import Settings
+from physai.data_management import LeRobotDatasetWriter
+from physai.training.il import (
+    ILConfig,
+    ILDivergedError,
+    check_features,
+    check_pretrained,
+    load_il_config,
+    load_training_state,
+    prepare_dataset,
+    resolve_device,
+    train_il,
+)
+from physai.training.il_checkpoints import CheckpointWriteError, ILCheckpointStore
+
+FPS = 10
+NAMES = [f"joint_{i}" for i in range(6)]
+FEATURES: dict[str, dict[str, Any]] = {
+    "observation.state": {"dtype": "float32", "shape": [6], "names": NAMES},
+    "action": {"dtype": "float32", "shape": [6], "names": NAMES},
+    "observation.images.front": {
+        "dtype": "video",
+        "shape": [64, 64, 3],
+        "names": ["height", "width", "channels"],
+    },
+}
+TINY_ACT: dict[str, Any] = {
+    "dim_model": 32,
+    "n_heads": 2,
+    "dim_feedforward": 64,
+    "n_encoder_layers": 1,
+    "n_decoder_layers": 1,
+    "n_vae_encoder_layers": 1,
+    "latent_dim": 8,
+    "chunk_size": 5,
+    "n_action_steps": 5,
+    "pretrained_backbone_weights": None,  # no torchvision download
+}
+
+
+def write_dataset(root: Path, features: dict[str, dict[str, Any]], episodes: int = 4) -> Path:
+    """`episodes` x 30 frames: a smooth 6-dim state, the next state as the action."""
+    with LeRobotDatasetWriter(root, fps=FPS, features=features) as writer:
+        for episode in range(episodes):
+            t = np.arange(30, dtype=np.float32)[:, None] / 30.0
+            state = np.sin(t * np.arange(1, 7) + episode).astype(np.float32)
+            data: dict[str, Any] = {"observation.state": state}
+            if "action" in features:
+                data["action"] = np.roll(state, -1, axis=0)
+            if "observation.images.front" in features:
+                frames = np.zeros((30, 64, 64, 3), dtype=np.uint8)
+                frames[:] = (np.arange(30) * 8).astype(np.uint8)[:, None, None, None]
+                data["observation.images.front"] = frames
+            writer.add_episode(data, "pick the cube")
+    return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline() -> Iterator[None]:
+    """No Hugging Face hub: what a VLA needs must come from local paths."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("il") / "ds", FEATURES)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "state")
+
+
+def act_config(dataset: Path, output: Path, **values: Any) -> ILConfig:
+    base: dict[str, Any] = {
+        "policy": "act",
+        "dataset": str(dataset),
+        "output": str(output),
+        "steps": 20,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "seed": 0,
+        "checkpoint_every": 10,
+        "log_every": 1,
+        "device": "cpu",
+        "overrides": TINY_ACT,
+    }
+    return load_il_config(**{**base, **values})
+
+
+def weights(checkpoint: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(checkpoint) / "pretrained_model" / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def straight_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """20 steps in one go, checkpoints at 10 and 20 (shared by several tests)."""
+    from physai.training.metrics import MetricSink
+
+    output = tmp_path_factory.mktemp("straight") / "out"
+    settings = Settings(home=tmp_path_factory.mktemp("state"))
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.sink = MetricSink(None)
+
+        def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+            self.sink.log(metrics, step)
+
+    recorder = Recorder()
+    result = train_il(act_config(dataset, output), tracker=recorder, settings=settings)
+    return result, recorder.sink
+
+
+def test_act_trains_and_logs_contract_metrics(straight_run: tuple[Any, Any]) -> None:
+    result, sink = straight_run
+    assert result.step == 20 and result.resumed_from is None
+    losses = [value for _, value in sink.history["train/loss"]]
+    assert len(losses) == 20
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert {"train/loss", "train/learning_rate", "train/fps"} <= set(sink.history)
+    assert sink.last("train/learning_rate") == pytest.approx(1e-3)
+    assert (sink.last("train/fps") or 0.0) > 0
+    assert all(name.startswith("train/") for name in sink.history)
+
+
+def test_checkpoints_are_published_and_latest_is_last(straight_run: tuple[Any, Any]) -> None:
+    result, _ = straight_run
+    out = Path(result.output)
+    assert [Path(c).name for c in result.checkpoints] == ["000010", "000020"]
+    pointer = json.loads((out / "latest.json").read_text())
+    assert pointer["step"] == 20 and pointer["checkpoint"] == "checkpoints/000020"
+    folder = out / "checkpoints" / "000020"
+    assert storage.verify_manifest(str(folder)) == []
+    assert (folder / "pretrained_model" / "config.json").is_file()
+    state = load_training_state(folder)
+    assert state["step"] == 20 and state["policy"] == "act"
+
+
+def test_resume_continues_the_step_counter_with_identical_weights(
+    dataset: Path, straight_run: tuple[Any, Any], tmp_path: Path, settings: Settings
+) -> None:
+    output = tmp_path / "out"
+    first = train_il(act_config(dataset, output, steps=10), settings=settings)
+    assert first.step == 10
+    with pytest.raises(UserError, match="--resume"):
+        train_il(act_config(dataset, output, steps=20), settings=settings)
+    resumed = train_il(act_config(dataset, output, steps=20, resume=True), settings=settings)
+    assert resumed.resumed_from == 10 and resumed.step == 20
+    # The checkpoint the resumed run started from is the first run's, bit for bit, and
+    # 10 + 10 steps end where 20 straight steps ended (weights, optimizer, RNG, sampler).
+    straight = weights(straight_run[0].checkpoints[-1])
+    after = weights(resumed.checkpoints[-1])
+    assert straight.keys() == after.keys()
+    for name, tensor in straight.items():
+        torch.testing.assert_close(after[name], tensor, msg=name)
+
+
+def test_corrupt_checkpoint_is_a_user_error(
+    dataset: Path, straight_run: tuple[Any, Any], tmp_path: Path, settings: Settings
+) -> None:
+    output = tmp_path / "copy"
+    shutil.copytree(straight_run[0].output, output)
+    model = output / "checkpoints" / "000020" / "pretrained_model" / "model.safetensors"
+    data = bytearray(model.read_bytes())
+    data[-100:] = b"\0" * 100
+    model.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="corrupt"):
+        train_il(act_config(dataset, output, steps=25, resume=True), settings=settings)
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "training_state.pt").write_bytes(b"not a torch file")
+    with pytest.raises(UserError, match="corrupt"):
+        load_training_state(garbage)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+    dataset: Path, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lerobot.policies.act.modeling_act import ACTPolicy  # type: ignore[import-untyped]
+
+    forward = ACTPolicy.forward
+    calls = {"n": 0}
+
+    def poisoned(self: Any, batch: Any) -> Any:
+        loss, out = forward(self, batch)
+        calls["n"] += 1
+        return (loss * float("nan"), out) if calls["n"] > 5 else (loss, out)
+
+    monkeypatch.setattr(ACTPolicy, "forward", poisoned)
+    output = tmp_path / "out"
+    config = act_config(dataset, output, steps=10, checkpoint_every=4)
+    with pytest.raises(ILDivergedError, match=r"step 6.*last good checkpoint is step 4"):
+        train_il(config, settings=settings)
+    assert ILCheckpointStore(str(output)).latest()["step"] == 4  # type: ignore[index]
+    assert load_training_state(output / "checkpoints" / "000004")["step"] == 4
+
+
+def test_disk_full_while_checkpointing_keeps_latest(
+    dataset: Path, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save(obj: Any, path: Any, *args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    output = tmp_path / "out"
+    config = act_config(dataset, output, steps=4, checkpoint_every=2)
+    with pytest.raises(CheckpointWriteError, match=r"disk full.*latest\.json still names step 2"):
+        train_il(config, settings=settings)
+    assert ILCheckpointStore(str(output)).latest()["step"] == 2  # type: ignore[index]
+    assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["000002"]
+
+
+def test_remote_dataset_is_cached_once(dataset: Path, settings: Settings) -> None:
+    url = "memory://physai-il-test/datasets/pick"
+    storage.copy_tree(str(dataset), url, settings, progress=False)
+    cached = prepare_dataset(url, settings)
+    assert cached.is_relative_to(settings.state_dir / "cache" / "datasets")
+    assert storage.verify_manifest(str(cached)) == []
+    assert prepare_dataset(url, settings) == cached
+    assert prepare_dataset(str(dataset), settings) == dataset  # local: used in place
+
+
+def test_unknown_policy_is_a_user_error() -> None:
+    with pytest.raises(UserError, match=r"invalid IL option policy: unknown policy 'nope'"):
+        load_il_config(policy="nope", dataset="ds")
+    with pytest.raises(UserError, match="invalid IL option steps"):
+        load_il_config(policy="act", dataset="ds", steps=0)
+
+
+def test_dataset_without_actions_is_a_user_error(tmp_path: Path, settings: Settings) -> None:
+    features = {k: v for k, v in FEATURES.items() if k != "action"}
+    root = write_dataset(tmp_path / "no-actions", features, episodes=1)
+    with pytest.raises(UserError, match="no 'action' feature"):
+        train_il(act_config(root, tmp_path / "out"), settings=settings)
+    state_only = {k: v for k, v in FEATURES.items() if k != "observation.images.front"}
+    with pytest.raises(UserError, match="act needs a camera"):
+        check_features("act", state_only)
+    with pytest.raises(UserError, match="diffusion needs"):
+        check_features("diffusion", state_only)
+
+
+def test_vlas_need_local_weights_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for policy in ("smolvla", "pi0"):
+        with pytest.raises(UserError, match="--pretrained"):
+            check_pretrained(ILConfig(policy=policy, dataset="ds"))
+    hub = ILConfig(policy="smolvla", dataset="ds", pretrained="lerobot/smolvla_base")
+    with pytest.raises(UserError, match="offline"):
+        check_pretrained(hub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(UserError, match="--pretrained-revision"):
+        check_pretrained(hub)
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    with pytest.raises(UserError, match=r"no config\.json"):
+        check_pretrained(ILConfig(policy="pi0", dataset="ds", pretrained=str(empty)))
+    with pytest.raises(UserError, match="smolvla trains from pretrained weights"):
+        train_il(ILConfig(policy="smolvla", dataset=str(tmp_path), output=str(tmp_path / "o")))
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_missing_policy_extra_is_a_clear_error(
+    dataset: Path, tmp_path: Path, settings: Settings
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("diffusers") is not None:
+        pytest.skip("diffusers is installed: diffusion can build")
+    config = load_il_config(
+        policy="diffusion", dataset=str(dataset), output=str(tmp_path / "out"), device="cpu"
+    )
+    with pytest.raises(MissingDependencyError, match=r"diffusers .*lerobot\[diffusion\]"):
+        train_il(config, settings=settings)
+
+
+def test_il_command_trains_with_mlflow_tracking(dataset: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from physai.core.cli import app
+    from physai.core.tracking import mlflow_client
+
+    sets = [a for key, value in TINY_ACT.items() for a in ("--set", f"{key}={json.dumps(value)}")]
+    home = tmp_path / "home"
+    result = CliRunner().invoke(
+        app,
+        ["training", "il", "--policy", "act", "--dataset", str(dataset), "--output",
+         str(tmp_path / "run"), "--steps", "6", "--batch-size", "4", "--lr", "1e-3",
+         "--checkpoint-every", "3", "--log-every", "1", "--device", "cpu", *sets, "--json"],
+        env={"PHYSAI_HOME": str(home)},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = result.output[result.output.index("{") :]  # MLflow logs its set-up on stderr
+    assert json.loads(report)["step"] == 6
+    client = mlflow_client(Settings(home=home))
+    (experiment,) = [e for e in client.search_experiments() if e.name == "physai-il"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 6
+    bad = CliRunner().invoke(
+        app, ["training", "il", "--policy", "nope", "--dataset", str(dataset)],
+        env={"PHYSAI_HOME": str(home)},
+    )  # fmt: skip
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
