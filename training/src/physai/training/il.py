@@ -262,7 +262,12 @@ def _missing_name(exc: ImportError) -> str:
 
 
 def _require_policy_class(policy: str) -> None:
-    from lerobot.policies.factory import get_policy_class
+    try:
+        from lerobot.policies.factory import get_policy_class
+    except ImportError:
+        raise MissingDependencyError(
+            "lerobot", "pip install 'physai-training[lerobot]' (lerobot 0.6.1)"
+        ) from None
 
     try:
         get_policy_class(policy)
