@@ -1,9 +1,12 @@
 """PPO with skrl and RSL-RL: it learns, checkpoints atomically, resumes, and is repeatable on CPU.
 
 The learning tests train InvertedPendulum-v5 for 150 iterations of 8 envs x 32 steps (38,400
-environment steps, about 15 s per library on a 2-core CPU) with seed 0 and assert that the
-final deterministic evaluation (8 episodes) returns at least LEARNED_RETURN (the task's
-solved_return, 500 of a possible 1000). Measured on the reference machine: 1000.0 for both.
+environment steps; about 10 s per library on the 2-core reference CPU, 80 s when another
+process competes for both cores) with seed 0, lr 1e-3 (fixed) and one torch thread, and assert
+that the final deterministic evaluation (8 episodes, one per env) returns at least
+LEARNED_RETURN: the task's solved_return, 500 of a possible 1000. Measured: 1000.0 for both.
+Other seeds (same settings): skrl 1000 / 323.5 / 1000 / 1000 for seeds 0-3, RSL-RL 1000 for all
+four. PPO on this task oscillates once solved, so the seed is part of the test.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from physai.training.rl import (
     CheckpointStore,
     RLConfig,
     RLDivergedError,
+    RLResult,
     load_checkpoint,
     load_config,
     train_rl,
@@ -30,7 +34,13 @@ from physai.training.rl import (
 
 LIBRARIES = ["skrl", "rsl_rl"]
 LEARNED_RETURN = 500.0
-LEARN = {"task": "InvertedPendulum", "iterations": 150, "learning_rate": 1e-3, "seed": 0}
+LEARN = {
+    "task": "InvertedPendulum",
+    "iterations": 150,
+    "learning_rate": 1e-3,
+    "schedule": "fixed",
+    "seed": 0,
+}
 SMALL = {"task": "InvertedPendulum", "num_envs": 4, "steps_per_iteration": 16, "eval_episodes": 0}
 
 
@@ -44,7 +54,7 @@ def small(**values: Any) -> RLConfig:
 def test_ppo_learns_inverted_pendulum(library: str) -> None:
     result = train_rl(RLConfig(**{**LEARN, "library": library}))
     print(f"{library}: eval return {result.mean_return} in {result.seconds:.1f}s")
-    assert result.iterations == 150
+    assert isinstance(result, RLResult) and result.iterations == 150
     assert result.mean_return is not None and result.mean_return >= LEARNED_RETURN
     assert set(result.history) <= set(CONTRACT)
     assert {"train/loss", "train/policy_loss", "train/value_loss", "train/fps"} <= set(
@@ -205,3 +215,31 @@ def test_metrics_in_mlflow_and_resume_from_runs_and_models_uris(tmp_path: Path) 
         settings=settings,
     )
     assert from_model.iterations == 3
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_final_evaluation_with_its_own_episode_count(library: str) -> None:
+    result = train_rl(small(library=library, iterations=1, eval_episodes=3))
+    assert result.mean_return is not None and result.mean_return > 0
+    assert result.success_rate is not None and 0.0 <= result.success_rate <= 1.0
+    assert result.history["eval/episode_return"] == [(1, result.mean_return)]
+
+
+def test_rl_command_trains_checkpoints_and_refuses_bad_input(tmp_path: Path) -> None:
+    import json as json_module
+
+    from typer.testing import CliRunner
+
+    from physai.core.cli import app
+
+    env = {"PHYSAI_HOME": str(tmp_path / "home")}
+    args = ["training", "rl", "--library", "rsl_rl", "--num-envs", "2", "--iterations", "3",
+            "--steps-per-iteration", "8", "--checkpoint-every", "2", "--eval-episodes", "1",
+            "--checkpoint-url", str(tmp_path / "ckpt"), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    summary = json_module.loads(result.output[result.output.index("{") :])
+    assert summary["iterations"] == 3 and summary["run_id"]
+    assert (tmp_path / "ckpt" / "latest.json").is_file()
+    bad = CliRunner().invoke(app, ["training", "rl", "--library", "sb3", "--no-track"], env=env)
+    assert bad.exit_code == 2 and "library" in bad.output

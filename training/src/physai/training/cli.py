@@ -118,3 +118,98 @@ def il_command(
     else:
         loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4g}"
         typer.echo(f"{result.policy}: step {result.step}, loss {loss}, latest {result.latest}")
+
+
+@app.command("rl")
+def rl_command(
+    ctx: typer.Context,
+    library: str = typer.Option("skrl", "--library", help="PPO implementation: skrl or rsl_rl."),
+    task: str = typer.Option("InvertedPendulum", "--task", help="Task name (physai task list)."),
+    num_envs: int = typer.Option(8, "--num-envs", help="Parallel environments."),
+    iterations: int = typer.Option(150, "--iterations", help="PPO iterations to run now."),
+    steps_per_iteration: int = typer.Option(
+        32, "--steps-per-iteration", help="Rollout length per environment and iteration."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of torch, numpy and the environments."),
+    learning_rate: float = typer.Option(1e-3, "--learning-rate", help="Adam learning rate."),
+    schedule: str = typer.Option(
+        "fixed", "--schedule", help="Learning-rate schedule: fixed, linear or adaptive (KL)."
+    ),
+    hidden: str = typer.Option("64,64", "--hidden", help="Hidden layer sizes, comma-separated."),
+    checkpoint_url: str | None = typer.Option(
+        None, "--checkpoint-url", help="Storage URL for ckpt_<iteration>.pt and latest.json."
+    ),
+    checkpoint_every: int = typer.Option(
+        10, "--checkpoint-every", help="Iterations between checkpoints (and one at the end)."
+    ),
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        help="Checkpoint to continue from: a .pt file, a latest.json, a checkpoint directory "
+        "or URL, or a runs:/ or models:/ URI.",
+    ),
+    warm_start: bool = typer.Option(
+        False, "--warm-start", help="Load only the weights of --resume; the counter starts at 0."
+    ),
+    eval_episodes: int = typer.Option(
+        8, "--eval-episodes", help="Deterministic evaluation episodes at the end (0: none)."
+    ),
+    experiment: str = typer.Option("physai-rl", "--experiment", help="MLflow experiment."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Log the run to MLflow."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train PPO (skrl or RSL-RL) on a gymnasium task, checkpointing to a storage URL.
+
+    Example: physai training rl --library rsl_rl --iterations 150 --checkpoint-url out/ppo
+    """
+    import json
+
+    from physai.training.rl import load_config, train_rl
+
+    try:
+        hidden_sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
+    except ValueError:
+        raise UserError(f"--hidden must be comma-separated integers, not {hidden!r}") from None
+    config = load_config(
+        library=library,
+        task=task,
+        num_envs=num_envs,
+        iterations=iterations,
+        steps_per_iteration=steps_per_iteration,
+        seed=seed,
+        learning_rate=learning_rate,
+        schedule=schedule,
+        hidden_sizes=hidden_sizes,
+        checkpoint_url=checkpoint_url,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        warm_start=warm_start,
+        eval_episodes=eval_episodes,
+    )
+    settings = get_settings(ctx)
+
+    def progress(iteration: int, metrics: dict[str, float]) -> None:
+        if not as_json and iteration % max(1, config.iterations // 20) == 0:
+            shown = {k.removeprefix("train/"): round(v, 3) for k, v in metrics.items()}
+            typer.echo(f"iteration {iteration}: {shown}", err=True)
+
+    run_id: str | None = None
+    if track:
+        from physai.core.tracking import Tracker
+
+        with Tracker(settings).start(experiment, run_name=f"{library}-{task}-s{seed}") as tracker:
+            tracker.set_lineage(task=task)
+            result = train_rl(config, tracker=tracker, settings=settings, on_iteration=progress)
+            run_id = tracker.run_id
+    else:
+        result = train_rl(config, settings=settings, on_iteration=progress)
+    summary = {**result.to_json(), "run_id": run_id}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+    else:
+        typer.echo(
+            f"{library} PPO on {task}: iteration {result.iterations}, mean return "
+            f"{result.mean_return}, {len(result.checkpoints)} checkpoint(s)"
+            + (f", latest {result.checkpoints[-1]}" if result.checkpoints else "")
+            + (f", MLflow run {run_id}" if run_id else "")
+        )

@@ -65,16 +65,22 @@ class RLConfig(BaseModel):
     library: Library = "skrl"
     task: str = "InvertedPendulum"
     num_envs: int = Field(8, ge=1, le=4096)
-    iterations: int = Field(100, ge=1)
+    iterations: int = Field(150, ge=1)
     steps_per_iteration: int = Field(32, ge=2, description="rollout length per environment")
     seed: int = Field(0, ge=0)
-    learning_rate: float = Field(3e-4, gt=0, le=1)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
     hidden_sizes: tuple[int, ...] = Field((64, 64), min_length=1)
     learning_epochs: int = Field(5, ge=1)
     mini_batches: int = Field(4, ge=1)
     discount: float = Field(0.99, gt=0, le=1)
     gae_lambda: float = Field(0.95, ge=0, le=1)
     entropy_coef: float = Field(0.0, ge=0)
+    schedule: Literal["fixed", "linear", "adaptive"] = Field(
+        "fixed",
+        description="linear: decay the learning rate to 0 over this run's iterations; adaptive: "
+        "scale it to keep the KL divergence near desired_kl; fixed: keep it",
+    )
+    desired_kl: float = Field(0.01, gt=0)
     eval_episodes: int = Field(8, ge=0, description="deterministic episodes at the end (0: none)")
     checkpoint_every: int = Field(10, ge=1)
     checkpoint_url: str | None = None
@@ -273,6 +279,10 @@ class Learner(Protocol):
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The policy's mean action for each observation (for evaluation)."""
+        ...
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Set the optimizer's learning rate (the linear schedule calls it every iteration)."""
         ...
 
 
@@ -498,6 +508,9 @@ def run_loop(
     last_saved: int | None = None
     for iteration in range(start_iteration + 1, start_iteration + config.iterations + 1):
         tick = time.perf_counter()
+        if config.schedule == "linear":
+            done = (iteration - start_iteration - 1) / config.iterations
+            learner.set_learning_rate(config.learning_rate * (1.0 - done))
         metrics = learner.iteration()
         finished = env.drain()
         if not all(math.isfinite(v) for v in metrics.values()) or not learner.weights_finite():

@@ -37,7 +37,7 @@ class RslVecEnv(VecEnv):  # type: ignore[misc]
         self.cfg: dict[str, Any] = {"task": env.task.name, "env_id": env.task.env_id}
 
     def _obs(self, obs: torch.Tensor) -> TensorDict:
-        return TensorDict({"policy": obs.to(self.device)}, batch_size=[self.num_envs])
+        return TensorDict({"policy": obs.to(self.device)}, batch_size=[obs.shape[0]])
 
     def get_observations(self) -> TensorDict:
         """The current observations as {"policy": (N, obs_dim)}."""
@@ -68,14 +68,14 @@ def runner_cfg(config: RLConfig) -> dict[str, Any]:
             "num_learning_epochs": config.learning_epochs,
             "num_mini_batches": config.mini_batches,
             "learning_rate": config.learning_rate,
-            "schedule": "fixed",
+            "schedule": "adaptive" if config.schedule == "adaptive" else "fixed",
             "gamma": config.discount,
             "lam": config.gae_lambda,
             "entropy_coef": config.entropy_coef,
             "value_loss_coef": 1.0,
             "max_grad_norm": 1.0,
             "clip_param": 0.2,
-            "desired_kl": 0.01,
+            "desired_kl": config.desired_kl,
         },
         "actor": {
             "class_name": "MLPModel",
@@ -138,6 +138,12 @@ class RslLearner:
             self.alg.load(state, load_cfg, True)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise UserError(f"checkpoint does not fit this RSL-RL PPO model: {exc}") from None
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Set the Adam learning rate (RSL-RL keeps it in `alg.learning_rate` too)."""
+        self.alg.learning_rate = learning_rate
+        for group in self.alg.optimizer.param_groups:
+            group["lr"] = learning_rate
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The policy's mean action."""

@@ -15,6 +15,7 @@ import torch
 from skrl.agents.torch.ppo import PPO, PPO_CFG
 from skrl.memories.torch import RandomMemory
 from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
+from skrl.resources.schedulers.torch import KLAdaptiveLR
 from torch import nn
 
 from physai.training.rl import RLConfig, TorchVecEnv
@@ -95,6 +96,8 @@ class SkrlLearner:
             value_loss_scale=1.0,
             grad_norm_clip=1.0,
             time_limit_bootstrap=True,
+            learning_rate_scheduler=KLAdaptiveLR if config.schedule == "adaptive" else None,
+            learning_rate_scheduler_kwargs={"kl_threshold": config.desired_kl},
         )
         cfg.experiment.write_interval = 0
         cfg.experiment.checkpoint_interval = 0
@@ -158,6 +161,7 @@ class SkrlLearner:
             "policy": self.policy.state_dict(),
             "value": self.value.state_dict(),
             "optimizer": self.agent.optimizer.state_dict(),
+            "scheduler": self.agent.scheduler.state_dict() if self.agent.scheduler else {},
             "timestep": self.timestep,
         }
 
@@ -168,11 +172,18 @@ class SkrlLearner:
             self.value.load_state_dict(state["value"])
             if not weights_only:
                 self.agent.optimizer.load_state_dict(state["optimizer"])
+                if self.agent.scheduler and state.get("scheduler"):
+                    self.agent.scheduler.load_state_dict(state["scheduler"])
                 self.timestep = int(state["timestep"])
         except (KeyError, RuntimeError, ValueError) as exc:
             from physai.core.errors import UserError
 
             raise UserError(f"checkpoint does not fit this skrl PPO model: {exc}") from None
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Set the Adam learning rate."""
+        for group in self.agent.optimizer.param_groups:
+            group["lr"] = learning_rate
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The policy's mean action."""
