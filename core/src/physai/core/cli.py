@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Collection
 from importlib.metadata import distributions, entry_points
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,30 @@ def _print_specs(specs: list[Specification], as_json: bool) -> None:
     for row in rows:
         table.add_row(row["id"], row["status"], row["title"])
     Console().print(table)
+
+
+def command_argv(ctx: typer.Context, skip: Collection[str] = ()) -> list[str]:
+    """The options of the running command as an argv (defaults left out), to run the same
+    command elsewhere, e.g. as a cloud job; parameters named in `skip` are left out."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        if name is None or name in skip or name not in ctx.params:
+            continue
+        value = ctx.params[name]
+        if value is None or value == param.default or (param.multiple and not value):
+            continue
+        if getattr(param, "is_flag", False):
+            flags = param.opts if value else getattr(param, "secondary_opts", [])
+            argv += flags[:1]
+        elif param.param_type_name == "argument":
+            argv += [str(v) for v in value] if param.multiple else [str(value)]
+        elif param.multiple:
+            for item in value:
+                argv += [param.opts[0], str(item)]
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
 
 
 def _mount_domains(root: typer.Typer) -> None:

@@ -29,6 +29,50 @@ def _parse_overrides(pairs: list[str]) -> dict[str, object]:
     return overrides
 
 
+JOB_OPTIONS = {"backend", "dry_run", "image", "gpus", "nodes", "pool"}
+
+
+def _as_job(
+    ctx: typer.Context,
+    kind: str,
+    backend: str,
+    dry_run: bool,
+    image: str | None,
+    gpus: int,
+    nodes: int,
+    pool: str | None,
+) -> bool:
+    """Print or submit this command as a job when asked; True when it was (nothing to run)."""
+    if backend == "local" and not dry_run:
+        return False
+    from physai.core.cli import command_argv
+    from physai.core.jobs.backends import check_backend, render_text
+    from physai.training.jobs import training_job
+
+    chosen = check_backend(backend)
+    settings = get_settings(ctx)
+    spec = training_job(
+        kind,  # type: ignore[arg-type]
+        command_argv(ctx, skip=JOB_OPTIONS),
+        image=image or ("local" if chosen == "local" else None),
+        gpus=gpus,
+        nodes=nodes,
+    )
+    if dry_run:
+        typer.echo(render_text(spec, chosen, settings), nl=False)
+    elif chosen == "azureml":
+        from physai.core.jobs import azureml
+
+        job = azureml.submit(spec, settings)
+        typer.echo(f"submitted AzureML job {job.name}: {job.studio_url or ''}".rstrip())
+    else:
+        from physai.core.jobs import osmo
+
+        answer = osmo.submit(spec, settings, pool=pool)
+        typer.echo(f"submitted OSMO workflow {answer.workflow_id or '(id not reported)'}")
+    return True
+
+
 @app.command("il")
 def il_command(
     ctx: typer.Context,
@@ -66,6 +110,14 @@ def il_command(
     experiment: str = typer.Option("physai-il", "--experiment", help="MLflow experiment name."),
     no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    backend: str = typer.Option(
+        "local", "--backend", "-b", help="local (run here), azureml or osmo (a cloud job)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job spec; run nothing."),
+    image: str | None = typer.Option(None, "--image", help="Container image for cloud jobs."),
+    gpus: int = typer.Option(0, "--gpus", help="GPUs per node for cloud jobs."),
+    nodes: int = typer.Option(1, "--nodes", help="Nodes for cloud jobs (distributed)."),
+    pool: str | None = typer.Option(None, "--pool", help="OSMO pool (default: the setting)."),
 ) -> None:
     """Train an imitation-learning / VLA policy with LeRobot on a LeRobot dataset.
 
@@ -73,7 +125,10 @@ def il_command(
     Multi-GPU: run it under `accelerate launch --multi_gpu` (untested).
 
     Example: physai training il --policy act --dataset az://datasets/pick/v3 --steps 20000
+    Cloud:   ... --output az://runs/act --backend azureml --image IMAGE --gpus 4 --dry-run
     """
+    if _as_job(ctx, "il", backend, dry_run, image, gpus, nodes, pool):
+        return
     import json
     from contextlib import nullcontext
     from typing import Any
@@ -157,11 +212,22 @@ def rl_command(
     experiment: str = typer.Option("physai-rl", "--experiment", help="MLflow experiment."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log the run to MLflow."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    backend: str = typer.Option(
+        "local", "--backend", "-b", help="local (run here), azureml or osmo (a cloud job)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job spec; run nothing."),
+    image: str | None = typer.Option(None, "--image", help="Container image for cloud jobs."),
+    gpus: int = typer.Option(0, "--gpus", help="GPUs per node for cloud jobs."),
+    nodes: int = typer.Option(1, "--nodes", help="Nodes for cloud jobs (distributed)."),
+    pool: str | None = typer.Option(None, "--pool", help="OSMO pool (default: the setting)."),
 ) -> None:
     """Train PPO (skrl or RSL-RL) on a gymnasium task, checkpointing to a storage URL.
 
     Example: physai training rl --library rsl_rl --iterations 150 --checkpoint-url out/ppo
+    Cloud:   ... --checkpoint-url az://runs/ppo --backend osmo --image IMAGE --gpus 1 --dry-run
     """
+    if _as_job(ctx, "rl", backend, dry_run, image, gpus, nodes, pool):
+        return
     import json
 
     from physai.training.rl import load_config, train_rl
