@@ -6,6 +6,7 @@ import typer
 
 from physai.core.cli import domain_app, get_settings
 from physai.core.errors import UserError
+from physai.training.metrics import TRAINING_FLUSH_S
 
 app = domain_app(
     "training",
@@ -157,7 +158,7 @@ def il_command(
     tracking: Any = (
         nullcontext(None)
         if no_tracking
-        else Tracker(settings).start(
+        else Tracker(settings, flush_interval_s=TRAINING_FLUSH_S).start(
             experiment,
             run_name=f"{policy}-seed{seed}",
             params=config.model_dump(mode="json"),
@@ -263,7 +264,8 @@ def rl_command(
     if track:
         from physai.core.tracking import Tracker
 
-        with Tracker(settings).start(experiment, run_name=f"{library}-{task}-s{seed}") as tracker:
+        tracking = Tracker(settings, flush_interval_s=TRAINING_FLUSH_S)
+        with tracking.start(experiment, run_name=f"{library}-{task}-s{seed}") as tracker:
             tracker.set_lineage(task=task)
             result = train_rl(config, tracker=tracker, settings=settings, on_iteration=progress)
             run_id = tracker.run_id
