@@ -23,7 +23,7 @@ from pathlib import Path
 
 from physai.core.errors import UserError
 from physai.core.jobs import IOSpec, JobDag, JobResult, JobSpec, LocalRunner, Resources, fan_out
-from physai.core.jobs.backends import check_backend, render_text
+from physai.core.jobs.backends import check_backend, render_text, submit_cloud
 from physai.core.jobs.results import RunSummary
 from physai.core.settings import Settings, settings_or_default
 from physai.core.storage import ls
@@ -237,16 +237,6 @@ def submit(
     dag: JobDag, backend: str, settings: Settings | None = None, *, pool: str | None = None
 ) -> str:
     """Submit `dag` to AzureML or OSMO; returns one line naming what was submitted."""
-    chosen = check_backend(backend)
-    resolved = settings_or_default(settings)
-    if chosen == "azureml":
-        from physai.core.jobs import azureml
-
-        job = azureml.submit(dag, resolved)
-        return f"submitted AzureML pipeline job {job.name}: {job.studio_url or ''}".rstrip()
-    if chosen == "osmo":
-        from physai.core.jobs import osmo
-
-        answer = osmo.submit(dag, resolved, pool=pool)
-        return f"submitted OSMO workflow {answer.workflow_id or '(id not reported)'}"
-    raise UserError("submit sends to azureml or osmo: run the local backend with run_local")
+    if check_backend(backend) == "local":
+        raise UserError("submit sends to azureml or osmo: run the local backend with run_local")
+    return submit_cloud(dag, backend, settings_or_default(settings), pool=pool)

@@ -47,7 +47,7 @@ def _as_job(
     if backend == "local" and not dry_run:
         return False
     from physai.core.cli import command_argv
-    from physai.core.jobs.backends import check_backend, render_text
+    from physai.core.jobs.backends import check_backend, render_text, submit_cloud
     from physai.training.jobs import training_job
 
     chosen = check_backend(backend)
@@ -61,16 +61,8 @@ def _as_job(
     )
     if dry_run:
         typer.echo(render_text(spec, chosen, settings), nl=False)
-    elif chosen == "azureml":
-        from physai.core.jobs import azureml
-
-        job = azureml.submit(spec, settings)
-        typer.echo(f"submitted AzureML job {job.name}: {job.studio_url or ''}".rstrip())
     else:
-        from physai.core.jobs import osmo
-
-        answer = osmo.submit(spec, settings, pool=pool)
-        typer.echo(f"submitted OSMO workflow {answer.workflow_id or '(id not reported)'}")
+        typer.echo(submit_cloud(spec, chosen, settings, pool=pool))
     return True
 
 

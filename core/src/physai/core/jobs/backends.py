@@ -56,3 +56,21 @@ def render_text(
             entry["missing_inputs"] = job.missing_inputs
         plan["jobs"].append(entry)
     return dump_yaml(plan)
+
+
+def submit_cloud(
+    target: Target, backend: str, settings: Settings, *, pool: str | None = None
+) -> str:
+    """Submit `target` to AzureML or OSMO; one line saying what was submitted."""
+    chosen = check_backend(backend)
+    if chosen == "azureml":
+        from physai.core.jobs import azureml
+
+        job = azureml.submit(target, settings)
+        return f"submitted AzureML job {job.name}: {job.studio_url or ''}".rstrip()
+    if chosen == "osmo":
+        from physai.core.jobs import osmo
+
+        answer = osmo.submit(target, settings, pool=pool)
+        return f"submitted OSMO workflow {answer.workflow_id or '(id not reported)'}"
+    raise UserError("only azureml and osmo take submissions: run the local backend instead")
