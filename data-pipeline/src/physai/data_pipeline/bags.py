@@ -5,6 +5,7 @@ and .db3 files, and ROS 1 .bag files; every failure is a one-line `UserError` na
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ from rosbags.typesys import Stores, get_typestore
 from physai.core.errors import UserError
 
 BAG_SUFFIXES = (".mcap", ".db3", ".bag")
+EPISODE_METADATA = "episode.json"
+"""Episode metadata the recorder writes inside a rosbag2 folder (or `<bag file>.episode.json`
+beside a bag file): task, robot_id, operator, tags, ..."""
 
 
 def find_bags(paths: Collection[str | Path]) -> list[Path]:
@@ -46,6 +50,25 @@ def find_bags(paths: Collection[str | Path]) -> list[Path]:
                 raise UserError(f"{path}: holds no bag")
             bags.extend(found)
     return bags
+
+
+def episode_metadata_path(bag: Path) -> Path:
+    """Where a bag's episode metadata is (whether or not it exists)."""
+    return bag / EPISODE_METADATA if bag.is_dir() else Path(f"{bag}.{EPISODE_METADATA}")
+
+
+def episode_metadata(bag: Path) -> dict[str, Any]:
+    """A bag's episode metadata ({} when it has none); a one-line UserError when unreadable."""
+    meta = episode_metadata_path(bag)
+    if not meta.is_file():
+        return {}
+    try:
+        found = json.loads(meta.read_text(encoding="utf-8"))
+    except ValueError:
+        raise UserError(f"{meta}: not valid JSON") from None
+    if not isinstance(found, dict):
+        raise UserError(f"{meta}: not a JSON object")
+    return found
 
 
 @contextlib.contextmanager

@@ -45,7 +45,15 @@ from physai.data_management import (
     skip_pandas_in_pyarrow,
 )
 from physai.data_pipeline import align
-from physai.data_pipeline.bags import deserialize, find_bags, messages, open_bag, topic_connections
+from physai.data_pipeline.bags import (
+    deserialize,
+    episode_metadata,
+    episode_metadata_path,
+    find_bags,
+    messages,
+    open_bag,
+    topic_connections,
+)
 from physai.data_pipeline.mapping import CameraSource, ConversionMapping, VectorSource
 from physai.data_pipeline.messages import (
     IMAGE_TYPES,
@@ -57,10 +65,6 @@ from physai.data_pipeline.messages import (
 )
 
 log = logging.getLogger(__name__)
-
-EPISODE_METADATA = "episode.json"
-"""Episode metadata the recorder writes inside a rosbag2 folder (or `<bag file>.episode.json`
-beside a bag file); its `task` names the LeRobot task."""
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -96,17 +100,13 @@ def episode_task(path: Path, mapping: ConversionMapping, task: str | None) -> st
     """The task of a bag: `task` if given, else the bag's episode metadata, else the mapping's."""
     if task:
         return task
-    meta = path / EPISODE_METADATA if path.is_dir() else Path(f"{path}.{EPISODE_METADATA}")
-    if meta.is_file():
-        try:
-            found = json.loads(meta.read_text()).get("task")
-        except (ValueError, AttributeError):
-            raise UserError(f"{meta}: not a JSON object") from None
-        if isinstance(found, str) and found.strip():
-            return found
+    found = episode_metadata(path).get("task")
+    if isinstance(found, str) and found.strip():
+        return found
     if mapping.task:
         return mapping.task
-    raise UserError(f"{path}: no task: pass --task, set task in the mapping or in {meta.name}")
+    where = episode_metadata_path(path).name
+    raise UserError(f"{path}: no task: pass --task, set task in the mapping or in {where}")
 
 
 class _VectorReader:

@@ -28,6 +28,7 @@ from mcap.writer import CompressionType, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from physai.core.errors import UserError
+from physai.core.storage import write_text
 
 Compression = Literal["none", "lz4", "zstd"]
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
@@ -132,8 +133,8 @@ class McapEpisode:
         self._stream.flush()
         os.fsync(self._stream.fileno())
         self._stream.close()
-        _write_synced(self.folder / "metadata.yaml", yaml.safe_dump(self._rosbag2_metadata()))
-        _write_synced(self.folder / "episode.json", json.dumps(self.metadata, indent=1) + "\n")
+        write_text(str(self.folder / "metadata.yaml"), yaml.safe_dump(self._rosbag2_metadata()))
+        write_text(str(self.folder / "episode.json"), json.dumps(self.metadata, indent=1) + "\n")
 
     def _rosbag2_metadata(self) -> dict[str, Any]:
         start = self._first or 0
@@ -184,12 +185,3 @@ class McapEpisode:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _write_synced(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)

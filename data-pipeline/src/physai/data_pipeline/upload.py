@@ -47,8 +47,13 @@ from physai.core.storage import (
 )
 from physai.core.storage.copy import journal_path
 from physai.core.storage.manifest import compute_manifest_at, hash_file, manifest_json
-from physai.data_pipeline.bags import BAG_SUFFIXES, find_bags, open_bag
-from physai.data_pipeline.convert import EPISODE_METADATA
+from physai.data_pipeline.bags import (
+    BAG_SUFFIXES,
+    EPISODE_METADATA,
+    episode_metadata,
+    find_bags,
+    open_bag,
+)
 
 if TYPE_CHECKING:
     from physai.core.settings import Settings
@@ -111,7 +116,7 @@ class RawEpisode:
 
 def plan_raw(bag: Path, robot: str | None = None) -> RawEpisode:
     """Where `bag` (a bag file or rosbag2 folder) goes in the raw layout."""
-    metadata = _episode_metadata(bag)
+    metadata = episode_metadata(bag)
     robot_id = metadata.get("robot_id") or robot
     if not robot_id:
         raise UserError(f"{bag}: no robot id in its {EPISODE_METADATA}: pass --robot")
@@ -245,19 +250,6 @@ def is_dataset(path: str | os.PathLike[str]) -> bool:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _episode_metadata(bag: Path) -> dict[str, Any]:
-    meta = bag / EPISODE_METADATA if bag.is_dir() else Path(f"{bag}.{EPISODE_METADATA}")
-    if not meta.is_file():
-        return {}
-    try:
-        found = json.loads(meta.read_text(encoding="utf-8"))
-    except ValueError:
-        raise UserError(f"{meta}: not valid JSON") from None
-    if not isinstance(found, dict):
-        raise UserError(f"{meta}: not a JSON object")
-    return found
 
 
 def _check_unique(episodes: list[RawEpisode]) -> None:
