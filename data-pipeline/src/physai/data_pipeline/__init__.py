@@ -8,6 +8,8 @@ What this package does, and what it will do, is written in its `specifications/`
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
+from physai.core.lazy import lazy_exports
+
 if TYPE_CHECKING:  # the real types for checkers; at run time they load on first use
     from physai.data_pipeline.convert import convert_bags
     from physai.data_pipeline.sim_robot import (
@@ -53,11 +55,4 @@ __all__ = [
     "write_episodes",
 ]
 
-
-def __getattr__(name: str) -> object:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'physai.data_pipeline' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _PUBLIC)
