@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from physai.core.errors import UserError
 
 CARD_NAME = "policy.json"
-CARD_FORMAT = "physai.policy/1"
+CARD_FORMAT: Literal["physai.policy/1"] = "physai.policy/1"
 Format = Literal["onnx", "torchscript", "tensorrt"]
 FORMATS: tuple[Format, ...] = ("onnx", "torchscript", "tensorrt")
 
