@@ -338,3 +338,121 @@ def test_il_command_trains_with_mlflow_tracking(dataset: Path, tmp_path: Path) -
         env={"PHYSAI_HOME": str(home)},
     )  # fmt: skip
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+
+
+# -- the fast engine (physai.training.il_fast), run eagerly on the CPU ---------------------
+
+
+def _act_parts(dataset: Path) -> tuple[Any, Any, Any, dict[str, list[float]]]:
+    from lerobot.datasets import LeRobotDataset, LeRobotDatasetMetadata
+    from lerobot.datasets.factory import resolve_delta_timestamps
+    from lerobot.policies.factory import make_policy, make_policy_config
+
+    cfg = make_policy_config("act", device="cpu", **TINY_ACT)
+    meta = LeRobotDatasetMetadata("physai/ds", root=dataset)
+    stamps = resolve_delta_timestamps(cfg, meta)
+    chunked = LeRobotDataset("physai/ds", root=dataset, delta_timestamps=stamps, video_backend="pyav")
+    return cfg, meta, chunked, stamps  # type: ignore[return-value]
+
+
+def test_frame_cache_batches_equal_lerobots_collated_batches(dataset: Path) -> None:
+    from lerobot.datasets import LeRobotDataset
+    from torch.utils.data import default_collate
+
+    from physai.training.il_fast import FrameCache, delta_indices
+
+    _, meta, chunked, stamps = _act_parts(dataset)
+    frames = LeRobotDataset("physai/ds", root=dataset, video_backend="pyav")
+    keys = ["observation.state", "observation.images.front", "action"]
+    cache = FrameCache.build(frames, keys, delta_indices(stamps, meta.fps))
+    assert cache.num_frames == 120 and cache.columns["observation.images.front"].dtype == torch.uint8
+    # an episode's first frame, two whose action chunk runs past the episode's end (padded),
+    # the next episode's first frame and the dataset's last frame
+    idx = [0, 27, 29, 30, 119]
+    expected = default_collate([chunked[i] for i in idx])
+    got = cache.batch(torch.tensor(idx))
+    assert bool(got["action_is_pad"][1, 3:].all()) and not bool(got["action_is_pad"][3].any())
+    for key in [*keys, "action_is_pad"]:
+        assert got[key].dtype == expected[key].dtype, key
+        assert torch.equal(got[key], expected[key]), key
+
+
+def test_act_loss_is_act_policy_forwards_loss(dataset: Path) -> None:
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+    from torch.utils.data import default_collate
+
+    from physai.training.il_fast import act_loss
+
+    cfg, meta, chunked, _ = _act_parts(dataset)
+    policy = make_policy(cfg, ds_meta=meta)
+    preprocessor, _ = make_pre_post_processors(policy_cfg=cfg, dataset_stats=meta.stats)
+    batch = preprocessor(default_collate([chunked[i] for i in (3, 28, 64, 100)]))
+    policy.train()
+    torch.manual_seed(5)
+    expected, outputs = policy.forward(batch)
+    torch.manual_seed(5)
+    loss, parts = act_loss(policy, batch)
+    assert torch.equal(loss, expected)
+    assert float(parts["l1_loss"]) == outputs["l1_loss"]
+    assert float(parts["kld_loss"]) == outputs["kld_loss"]
+
+
+def test_fast_engine_learns_checkpoints_and_resumes(
+    dataset: Path, tmp_path: Path, settings: Settings
+) -> None:
+    from physai.training.metrics import MetricSink
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.sink = MetricSink(None)
+
+        def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+            self.sink.log(metrics, step)
+
+    recorder = Recorder()
+    straight = train_il(
+        act_config(dataset, tmp_path / "straight", engine="fast", log_every=5),
+        tracker=recorder,
+        settings=settings,
+    )
+    assert straight.step == 20 and len(straight.checkpoints) == 2
+    losses = [value for _, value in recorder.sink.history["train/loss"]]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert {"train/extra/l1_loss", "train/extra/kld_loss"} <= set(recorder.sink.history)
+    output = tmp_path / "resumed"
+    train_il(act_config(dataset, output, engine="fast", steps=10), settings=settings)
+    resumed = train_il(act_config(dataset, output, engine="fast", resume=True), settings=settings)
+    assert resumed.resumed_from == 10 and resumed.step == 20
+    expected, after = weights(straight.checkpoints[-1]), weights(resumed.checkpoints[-1])
+    for name, tensor in expected.items():
+        assert torch.allclose(tensor, after[name], atol=1e-6), name
+
+
+def test_engine_choice() -> None:
+    from physai.training.il import choose_engine
+
+    assert choose_engine(ILConfig(policy="act", dataset="d"), "cpu") == "lerobot"
+    assert choose_engine(ILConfig(policy="act", dataset="d"), "cuda") == "fast"
+    assert choose_engine(ILConfig(policy="diffusion", dataset="d"), "cuda") == "lerobot"
+    with pytest.raises(UserError, match="--engine lerobot"):
+        choose_engine(ILConfig(policy="diffusion", dataset="d", engine="fast"), "cuda")
+
+
+def test_fast_engine_nan_loss_stops_at_the_window_and_keeps_the_last_checkpoint(
+    dataset: Path, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from physai.training import il_fast
+
+    calls = {"n": 0}
+
+    def poisoned(policy: Any, batch: dict[str, torch.Tensor]) -> Any:
+        loss, parts = il_fast.act_loss(policy, batch)
+        calls["n"] += 1
+        return (loss * float("nan"), parts) if calls["n"] > 6 else (loss, parts)
+
+    monkeypatch.setitem(il_fast.FAST_POLICIES, "act", poisoned)
+    output = tmp_path / "out"
+    config = act_config(dataset, output, engine="fast", steps=12, checkpoint_every=4, log_every=4)
+    with pytest.raises(ILDivergedError, match=r"nan at step 8.*last good checkpoint is step 4"):
+        train_il(config, settings=settings)
+    assert ILCheckpointStore(str(output)).latest()["step"] == 4  # type: ignore[index]

@@ -90,6 +90,12 @@ def il_command(
     ),
     log_every: int = typer.Option(100, "--log-every", help="Steps between metric logs."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="lerobot (its loop) | fast (frames on the GPU, CUDA-graph step) | auto (fast for "
+        "ACT on CUDA).",
+    ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Policy config field as key=value (JSON values), repeatable."
     ),
@@ -142,6 +148,7 @@ def il_command(
         checkpoint_every=checkpoint_every,
         log_every=log_every,
         device=device,
+        engine=engine,
         overrides=_parse_overrides(overrides),
         pretrained=pretrained,
         pretrained_revision=pretrained_revision,

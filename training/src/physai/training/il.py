@@ -38,7 +38,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -51,6 +51,15 @@ from physai.core import storage
 from physai.core.errors import MissingDependencyError, NotFoundError, UserError
 from physai.core.logs import get_logger, redact
 from physai.training.il_checkpoints import ILCheckpointStore
+from physai.training.il_fast import (
+    CACHE_GPU_FRACTION,
+    FAST_POLICIES,
+    FastStep,
+    FrameCache,
+    delta_indices,
+    fused_optimizer,
+    sampler_batches,
+)
 from physai.training.metrics import MetricSink
 
 if TYPE_CHECKING:
@@ -96,6 +105,9 @@ class ILConfig(BaseModel):
     checkpoint_every: int = Field(1_000, ge=1)
     log_every: int = Field(100, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    engine: Literal["auto", "lerobot", "fast"] = Field(
+        "auto", description="lerobot's loop, or the fast engine (auto: fast for ACT on CUDA)"
+    )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="policy config fields (e.g. dim_model=32)"
     )
@@ -331,7 +343,9 @@ class _Parts:
     grad_clip_norm: float
 
 
-def _build(config: ILConfig, root: Path, device: str, pretrained: str | None) -> _Parts:
+def _build(
+    config: ILConfig, root: Path, device: str, pretrained: str | None, *, fused: bool = False
+) -> _Parts:
     from lerobot.datasets import (
         EpisodeAwareSampler,
         LeRobotDataset,
@@ -388,6 +402,8 @@ def _build(config: ILConfig, root: Path, device: str, pretrained: str | None) ->
     if config.learning_rate is not None:
         optimizer_cfg.lr = config.learning_rate
     optimizer = optimizer_cfg.build(policy.get_optim_params())
+    if fused:
+        optimizer = fused_optimizer(optimizer, device)
     scheduler_cfg = cfg.get_scheduler_preset()
     scheduler = scheduler_cfg.build(optimizer, config.steps) if scheduler_cfg else None
     sampler = EpisodeAwareSampler(
@@ -505,6 +521,152 @@ def default_output(config: ILConfig, settings: Settings | None = None) -> str:
     return str(settings_or_default(settings).state_dir / "runs" / "il" / f"{config.policy}-{stamp}")
 
 
+def choose_engine(config: ILConfig, device: str) -> Literal["lerobot", "fast"]:
+    """The engine a run uses: `auto` picks the fast one for its policies on CUDA."""
+    if config.engine == "fast" and config.policy not in FAST_POLICIES:
+        raise UserError(
+            f"the fast engine trains {', '.join(FAST_POLICIES)}, not {config.policy}: "
+            "use --engine lerobot"
+        )
+    if config.engine == "auto":
+        return "fast" if device == "cuda" and config.policy in FAST_POLICIES else "lerobot"
+    return config.engine
+
+
+class _LerobotSteps:
+    """lerobot_train.py's step: preprocessor -> policy.forward -> backward -> clip -> step."""
+
+    def __init__(
+        self,
+        parts: _Parts,
+        policy: Any,
+        batches: Iterator[Any],
+        accelerator: Any | None,
+        diverged: Callable[[float, int], ILDivergedError],
+    ) -> None:
+        self.parts, self.policy, self.batches = parts, policy, batches
+        self.accelerator, self.diverged = accelerator, diverged
+        self.losses: list[float] = []
+        self.grad_norm = 0.0
+        self.extras: dict[str, float] = {}
+
+    def advance(self, step: int, count: int) -> None:
+        """Train `count` steps after `step`; ILDivergedError at the first non-finite loss."""
+        parts, accelerator = self.parts, self.accelerator
+        for at in range(step + 1, step + count + 1):
+            batch = parts.preprocessor(next(self.batches))
+            loss, outputs = self.policy.forward(batch)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise self.diverged(value, at)
+            if accelerator is not None:
+                accelerator.backward(loss)
+            else:
+                loss.backward()
+            clip = parts.grad_clip_norm if parts.grad_clip_norm > 0 else float("inf")
+            norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip)
+            parts.optimizer.step()
+            parts.optimizer.zero_grad()
+            if parts.scheduler is not None:
+                parts.scheduler.step()
+            inner = (
+                accelerator.unwrap_model(self.policy) if accelerator is not None else self.policy
+            )
+            if hasattr(inner, "update"):
+                inner.update()
+            self.losses.append(value)
+            self.grad_norm = float(norm)
+            self.extras = {
+                name: float(extra)
+                for name, extra in (outputs or {}).items()
+                if isinstance(extra, int | float)
+                or (isinstance(extra, torch.Tensor) and extra.numel() == 1)
+            }
+
+    def read_window(self) -> tuple[float, float, dict[str, float]]:
+        """(mean loss, last gradient norm, last extras) since the last read; resets."""
+        mean = sum(self.losses) / max(len(self.losses), 1)
+        self.losses = []
+        return mean, self.grad_norm, self.extras
+
+
+class _FastSteps:
+    """The fast engine (`physai.training.il_fast`) behind the same advance/read_window calls."""
+
+    def __init__(
+        self,
+        parts: _Parts,
+        root: Path,
+        config: ILConfig,
+        device: str,
+        diverged: Callable[[float, int], ILDivergedError],
+    ) -> None:
+        cache = _frame_cache(parts, root, config, device)
+        self.parts, self.config, self.diverged = parts, config, diverged
+        self.indices = sampler_batches(parts.sampler, config.batch_size)
+        self.step = FastStep(
+            policy=parts.policy,
+            preprocessor=parts.preprocessor,
+            optimizer=parts.optimizer,
+            cache=cache,
+            loss_fn=FAST_POLICIES[config.policy],
+            batch_size=config.batch_size,
+            grad_clip_norm=parts.grad_clip_norm,
+            device=device,
+        )
+        self.window_start = 0
+
+    def advance(self, step: int, count: int) -> None:
+        """Train `count` steps after `step` (the scheduler, if any, steps on the host)."""
+        rows = torch.tensor([next(self.indices) for _ in range(count)], dtype=torch.long)
+        if self.step.steps_in_window == 0:
+            self.window_start = step
+        if self.parts.scheduler is None:
+            self.step.run(rows)
+            return
+        for row in rows:
+            self.step.run(row[None])
+            self.parts.scheduler.step()
+
+    def read_window(self) -> tuple[float, float, dict[str, float]]:
+        """Window means read from the GPU once; ILDivergedError if the loss went non-finite."""
+        end = self.window_start + self.step.steps_in_window
+        loss, grad_norm, extras = self.step.read_window()
+        if not math.isfinite(loss):
+            raise self.diverged(loss, end)
+        return loss, grad_norm, extras
+
+
+def _frame_cache(parts: _Parts, root: Path, config: ILConfig, device: str) -> FrameCache:
+    """The dataset decoded into a FrameCache, on the GPU when it fits (UserError otherwise)."""
+    from lerobot.datasets import LeRobotDataset
+
+    frames = LeRobotDataset(parts.dataset.repo_id, root=root, video_backend="pyav")
+    cfg = parts.policy.config
+    keys = [*cfg.input_features, *cfg.output_features]
+    deltas = delta_indices(parts.dataset.delta_timestamps, parts.dataset.fps)
+    started = time.perf_counter()
+    cache = FrameCache.build(frames, keys, deltas, num_workers=config.num_workers)
+    _log.info(
+        "decoded %d frames (%.2f GB) in %.1f s for the fast engine",
+        cache.num_frames,
+        cache.nbytes() / 1e9,
+        time.perf_counter() - started,
+    )
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        if cache.nbytes() > CACHE_GPU_FRACTION * free:
+            raise UserError(
+                f"the decoded dataset needs {cache.nbytes() / 1e9:.1f} GB, more than half the "
+                f"GPU's free {free / 1e9:.1f} GB: use --engine lerobot"
+            )
+    return cache.to(device)
+
+
+def _next_boundary(step: int, every: int) -> int:
+    return (step // every + 1) * every
+
+
 def train_il(
     config: ILConfig, *, tracker: Any | None = None, settings: Settings | None = None
 ) -> ILResult:
@@ -525,9 +687,13 @@ def train_il(
     check_features(config.policy, _lerobot_features(root))
     _require_policy_class(config.policy)
     device = resolve_device(config.device)
+    engine = choose_engine(config, device)
+    if device == "cuda":  # as lerobot_train.py sets them
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
     _seed(config.seed)
-    parts = _build(config, root, device, pretrained)
-    accelerator = _accelerator(device)
+    parts = _build(config, root, device, pretrained, fused=engine == "fast")
+    accelerator = _accelerator(device) if engine == "lerobot" else None
     processes = accelerator.num_processes if accelerator is not None else 1
     main = accelerator is None or accelerator.is_main_process
     policy = parts.policy
@@ -543,26 +709,37 @@ def train_il(
         parts.sampler.load_state_dict(
             compute_sampler_state(step, len(parts.sampler), config.batch_size, processes)
         )
-    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
-        parts.dataset,
-        batch_size=config.batch_size,
-        sampler=parts.sampler,
-        num_workers=config.num_workers,
-        pin_memory=device == "cuda",
-        drop_last=False,
-        persistent_workers=config.num_workers > 0,
-    )
-    if accelerator is not None:
-        policy, parts.optimizer, loader, parts.scheduler = accelerator.prepare(
-            policy, parts.optimizer, loader, parts.scheduler
-        )
-
-    sink = MetricSink(tracker)
     result = ILResult(config.policy, step, None, output, str(root), resumed_from=resumed_from)
     last_good = resumed_from
-    window: list[float] = []
-    window_start = time.perf_counter()
-    batches = _batches(loader, rng)
+
+    def diverged(value: float, at: int) -> ILDivergedError:
+        kept = f"the last good checkpoint is step {last_good}" if last_good else "none saved"
+        return ILDivergedError(
+            f"{config.policy} loss became {value} at step {at} ({kept} in {output}): "
+            "lower the learning rate or check the dataset"
+        )
+
+    policy.train()
+    steps: _LerobotSteps | _FastSteps
+    if engine == "fast":
+        steps = _FastSteps(parts, root, config, device, diverged)
+        if rng is not None:
+            torch.set_rng_state(rng)
+    else:
+        loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+            parts.dataset,
+            batch_size=config.batch_size,
+            sampler=parts.sampler,
+            num_workers=config.num_workers,
+            pin_memory=device == "cuda",
+            drop_last=False,
+            persistent_workers=config.num_workers > 0,
+        )
+        if accelerator is not None:
+            policy, parts.optimizer, loader, parts.scheduler = accelerator.prepare(
+                policy, parts.optimizer, loader, parts.scheduler
+            )
+        steps = _LerobotSteps(parts, policy, _batches(loader, rng), accelerator, diverged)
 
     def checkpoint(at: int) -> None:
         if not main:
@@ -580,50 +757,31 @@ def train_il(
         result.checkpoints.append(url)
         result.latest = url
 
-    policy.train()
+    sink = MetricSink(tracker)
+    window_start, window_step = time.perf_counter(), step
+    _log.info("training %s with the %s engine on %s", config.policy, engine, device)
     while step < config.steps:
-        batch = parts.preprocessor(next(batches))
-        loss, outputs = policy.forward(batch)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            kept = f"the last good checkpoint is step {last_good}" if last_good else "none saved"
-            raise ILDivergedError(
-                f"{config.policy} loss became {value} at step {step + 1} ({kept} in {output}): "
-                "lower the learning rate or check the dataset"
-            )
-        if accelerator is not None:
-            accelerator.backward(loss)
-        else:
-            loss.backward()
-        params = policy.parameters()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            params, parts.grad_clip_norm if parts.grad_clip_norm > 0 else float("inf")
+        until = min(
+            _next_boundary(step, config.log_every),
+            _next_boundary(step, config.checkpoint_every),
+            config.steps,
         )
-        parts.optimizer.step()
-        parts.optimizer.zero_grad()
-        if parts.scheduler is not None:
-            parts.scheduler.step()
-        inner = accelerator.unwrap_model(policy) if accelerator is not None else policy
-        if hasattr(inner, "update"):
-            inner.update()
-        step += 1
-        window.append(value)
-        result.step, result.final_loss = step, value
-        if main and (step % config.log_every == 0 or step == config.steps):
+        steps.advance(step, until - step)
+        step = result.step = until
+        if step % config.log_every == 0 or step == config.steps:
+            loss, grad_norm, extras = steps.read_window()
+            result.final_loss = loss
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             metrics: dict[str, Any] = {
-                "train/loss": sum(window) / len(window),
-                "train/learning_rate": parts.optimizer.param_groups[0]["lr"],
-                "train/fps": len(window) * config.batch_size * processes / elapsed,
-                "train/extra/grad_norm": float(grad_norm),
+                "train/loss": loss,
+                "train/learning_rate": float(parts.optimizer.param_groups[0]["lr"]),
+                "train/fps": (step - window_step) * config.batch_size * processes / elapsed,
+                "train/extra/grad_norm": grad_norm,
+                **{f"train/extra/{name}": value for name, value in extras.items()},
             }
-            for name, extra in (outputs or {}).items():
-                if isinstance(extra, int | float) or (
-                    isinstance(extra, torch.Tensor) and extra.numel() == 1
-                ):
-                    metrics[f"train/extra/{name}"] = float(extra)
-            sink.log(metrics, step)
-            window, window_start = [], time.perf_counter()
+            if main:
+                sink.log(metrics, step)
+            window_start, window_step = time.perf_counter(), step
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint(step)
             last_good = step
