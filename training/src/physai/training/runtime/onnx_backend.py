@@ -1,0 +1,139 @@
+"""ONNX Runtime backend: one InferenceSession with I/O bound once to preallocated numpy buffers.
+
+Per call the only work outside ONNX Runtime's kernels is `run_with_iobinding` on a binding
+made at load time: no feed dict, no output list, no new arrays. The session options are the
+ones measured fastest for small policies on CPU (see benchmarks/policy_latency.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physai.core.errors import MissingDependencyError, UserError
+from physai.training.policy_card import Format
+from physai.training.runtime.backend import Binding, Device
+
+# Session config entries applied on CPU (keys from onnxruntime_session_options_config_keys.h).
+# Prepacking stays on (ONNX Runtime's default): without it the fp32 GEMMs take another path and
+# the outputs are no longer bit-identical to a default session's.
+CPU_SESSION_CONFIG: dict[str, str] = {
+    "session.intra_op.allow_spinning": "1",
+    "session.inter_op.allow_spinning": "0",
+}
+
+
+def onnxruntime() -> Any:
+    """The onnxruntime module, or a one-line MissingDependencyError."""
+    try:
+        return importlib.import_module("onnxruntime")
+    except ImportError:
+        raise MissingDependencyError(
+            "onnxruntime", "pip install 'physai-training' (it is a dependency)"
+        ) from None
+
+
+def cuda_available() -> bool:
+    """Whether this onnxruntime build has the CUDA execution provider."""
+    try:
+        return "CUDAExecutionProvider" in onnxruntime().get_available_providers()
+    except MissingDependencyError:
+        return False
+
+
+def session_options(
+    threads: int, *, config: Mapping[str, str] | None = None, memory_arena: bool = True
+) -> Any:
+    """SessionOptions for a latency-bound policy: `threads` intra-op threads, one inter-op
+    thread, sequential execution, every graph optimization, plus `config` entries."""
+    ort = onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = memory_arena
+    options.log_severity_level = 3
+    for key, value in (CPU_SESSION_CONFIG if config is None else config).items():
+        options.add_session_config_entry(key, value)
+    return options
+
+
+class OnnxBackend:
+    """Runs an .onnx file with ONNX Runtime (CPU, or CUDA when device is 'cuda')."""
+
+    format: Format = "onnx"
+
+    def __init__(
+        self,
+        file: Path,
+        inputs: Sequence[Binding],
+        outputs: Sequence[Binding],
+        *,
+        device: Device,
+        threads: int,
+        config: Mapping[str, str] | None = None,
+        memory_arena: bool = True,
+    ) -> None:
+        ort = onnxruntime()
+        self.device: Device = device
+        self.threads = threads
+        if device == "cuda":
+            if not cuda_available():
+                raise UserError(
+                    "device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is not "
+                    "available): pip install onnxruntime-gpu, or use format='torchscript'"
+                )
+            providers: list[str] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        options = session_options(threads, config=config, memory_arena=memory_arena)
+        try:
+            session = ort.InferenceSession(str(file), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{file} is not a loadable ONNX model: {first}") from None
+        _check_names(file, "inputs", [b.name for b in inputs], session.get_inputs())
+        _check_names(file, "outputs", [b.name for b in outputs], session.get_outputs())
+        self.session = session
+        self.provider = str(session.get_providers()[0])
+        self.inputs = {b.name: np.zeros(b.shape, b.dtype) for b in inputs}
+        self.outputs = {b.name: np.zeros(b.shape, b.dtype) for b in outputs}
+        binding = session.io_binding()
+        # OrtValues over our arrays: ONNX Runtime reads and writes these very buffers.
+        self._values = []
+        for name, array in self.inputs.items():
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            binding.bind_ortvalue_input(name, value)
+            self._values.append(value)
+        for name, array in self.outputs.items():
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            binding.bind_ortvalue_output(name, value)
+            self._values.append(value)
+        self.binding = binding
+        self.run: Callable[[], None] = _bound_run(session, binding)
+
+    def describe(self) -> dict[str, str]:
+        """Provider and threads."""
+        return {"provider": self.provider, "intra_op_threads": str(self.threads)}
+
+
+def _bound_run(session: Any, binding: Any) -> Callable[[], None]:
+    # The public `session.run_with_iobinding(binding)` is a Python wrapper around the C++
+    # method; calling the C++ method directly saves a Python frame per call (~0.5 us).
+    inner = getattr(session, "_sess", None)
+    raw = getattr(binding, "_iobinding", None)
+    if inner is not None and raw is not None and hasattr(inner, "run_with_iobinding"):
+        return functools.partial(inner.run_with_iobinding, raw, None)
+    return functools.partial(session.run_with_iobinding, binding)
+
+
+def _check_names(file: Path, what: str, card: list[str], model: Sequence[Any]) -> None:
+    names = [node.name for node in model]
+    if sorted(card) != sorted(names):
+        raise UserError(f"{file} has {what} {names} but policy.json lists {card}")
