@@ -69,6 +69,15 @@ class LatencyRecorder:
         """Forget every recorded call."""
         self.calls = 0
 
+    def save(self) -> tuple[bytes, int]:
+        """The recorded state, for `restore`."""
+        return self.ring.tobytes(), self.calls
+
+    def restore(self, saved: tuple[bytes, int]) -> None:
+        """Go back to a state from `save` (in place: the ring is not reallocated)."""
+        memoryview(self.ring).cast("B")[:] = saved[0]
+        self.calls = saved[1]
+
     def samples(self) -> NDArray[Any]:
         """A copy of the recorded durations (the last `capacity` calls, in no particular order)."""
         kept = min(self.calls, self.mask + 1)
