@@ -5,6 +5,10 @@ Modules: `settings`, `storage`, `tracking`, `registry`, `auth`, `uris`, `jobs`, 
 module imports its heavy dependencies only when a function needs them.
 """
 
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-__version__ = _version("physai-core")
+try:
+    __version__ = _version("physai-core")
+except PackageNotFoundError:  # run from a source tree on PYTHONPATH (e.g. a GPU host)
+    __version__ = "0.0.0+source"
