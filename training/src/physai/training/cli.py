@@ -280,3 +280,72 @@ def rl_command(
             + (f", latest {result.checkpoints[-1]}" if result.checkpoints else "")
             + (f", MLflow run {run_id}" if run_id else "")
         )
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    checkpoint: str = typer.Argument(
+        ...,
+        help="An RL checkpoint (.pt, latest.json or its folder/URL, runs:/ or models:/) or an "
+        "IL run / checkpoint folder (LeRobot ACT).",
+    ),
+    output: str = typer.Option(
+        ..., "--output", "-o", help="Folder (or storage URL) to write; must not exist."
+    ),
+    formats: str = typer.Option(
+        "onnx,torchscript", "--format", "-f", help="onnx, torchscript and/or tensorrt."
+    ),
+    tolerance: float = typer.Option(
+        1e-4, "--tolerance", help="Max abs error of every format against the PyTorch policy."
+    ),
+    observations: str | None = typer.Option(
+        None, "--observations", help="Recorded inputs for the parity check (.npy or .npz)."
+    ),
+    samples: int = typer.Option(64, "--samples", help="Random inputs for the parity check."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="The ACT policy's LeRobot dataset (lineage and its fps)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Policy name (default: the folder's)."),
+    control_rate: float | None = typer.Option(
+        None, "--control-rate-hz", help="Control rate to record (default: the task's/dataset's)."
+    ),
+    precision: str = typer.Option("fp32", "--precision", help="TensorRT engine: fp32 or fp16."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing export."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Export a trained policy to ONNX / TorchScript / TensorRT with policy.json.
+
+    Every format is checked against the PyTorch policy (max abs error <= --tolerance) before
+    anything appears at OUTPUT; a failed check writes nothing.
+
+    Example: physai training export outputs/ppo/latest.json --format onnx,torchscript -o exports/ppo
+    ACT:     physai training export outputs/act --dataset data/pick -o exports/act
+    """
+    import json
+
+    from physai.training.export import export_policy
+
+    if precision not in ("fp32", "fp16"):
+        raise UserError(f"--precision must be fp32 or fp16, not {precision!r}")
+    result = export_policy(
+        checkpoint,
+        output,
+        formats=formats,
+        tolerance=tolerance,
+        observations=observations,
+        samples=samples,
+        name=name,
+        dataset=dataset,
+        control_rate_hz=control_rate,
+        precision=precision,  # type: ignore[arg-type]
+        overwrite=overwrite,
+        settings=get_settings(ctx),
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    checks = ", ".join(
+        f"{fmt} (max abs error {p.max_abs_error:.2g})" for fmt, p in result.card.parity.items()
+    )
+    typer.echo(f"{result.card.policy} exported to {result.output}: {checks}; policy.json written")
