@@ -316,8 +316,7 @@ def export_command(
 ) -> None:
     """Export a trained policy to ONNX / TorchScript / TensorRT with policy.json.
 
-    Every format is checked against the PyTorch policy (max abs error <= --tolerance) before
-    anything appears at OUTPUT; a failed check writes nothing.
+    Each format must match the PyTorch policy within --tolerance; a failed check writes nothing.
 
     Example: physai training export outputs/ppo/latest.json --format onnx,torchscript -o exports/ppo
     ACT:     physai training export outputs/act --dataset data/pick -o exports/act

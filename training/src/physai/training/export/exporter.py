@@ -187,13 +187,13 @@ def _export_all(
             opset=ONNX_OPSET if fmt == "onnx" else None,
             precision=precision if fmt == "tensorrt" else "fp32",
         )
-    from importlib.metadata import version
+    from physai.training import __version__
 
     extra = {
         **policy.extra,
         "exported_with": {
             "torch": torch.__version__,
-            "physai-training": version("physai-training"),
+            "physai-training": __version__,
             "onnx_exporter": "torch.onnx.export(dynamo=True)",
         },
     }
