@@ -379,6 +379,21 @@ def test_recorded_observations(rl_checkpoints: dict[str, Path], tmp_path: Path) 
     assert not (tmp_path / "x").exists()
 
 
+def test_export_to_an_object_store_url(rl_checkpoints: dict[str, Path]) -> None:
+    """memory:// stands for Blob: staged, committed with a marker, files hashed as listed."""
+    import hashlib
+
+    from physai.core import storage
+
+    url = "memory://exports-test/ppo"
+    result = export_policy(str(rl_checkpoints["skrl"]), url, formats="onnx")
+    assert result.files == {"onnx": f"{url}/policy.onnx"}
+    assert storage.exists_published(url)
+    card = PolicyCard.model_validate_json(storage.read_text(f"{url}/policy.json"))
+    data = storage.read_bytes(f"{url}/policy.onnx")
+    assert card.files["onnx"].sha256 == hashlib.sha256(data).hexdigest()
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 
