@@ -130,6 +130,7 @@ def iobinding_call(
     mem_pattern: bool = True,
     fixed_batch: bool = False,
     direct: bool = True,
+    reuse_run_options: bool = True,
 ) -> Call:
     """Raw I/O binding over fixed buffers with the given session options (for --explore)."""
     options = session_options(threads, config=config or {}, memory_arena=arena)
@@ -143,12 +144,13 @@ def iobinding_call(
     binding.bind_ortvalue_input("obs", ort.OrtValue.ortvalue_from_numpy(x))
     binding.bind_ortvalue_output("actions", ort.OrtValue.ortvalue_from_numpy(y))
     copyto = np.copyto
+    run_options = ort.RunOptions() if reuse_run_options else None
     if direct:
         run, raw = session._sess.run_with_iobinding, binding._iobinding
 
         def call(obs: np.ndarray) -> np.ndarray:
             copyto(x, obs)
-            run(raw, None)
+            run(raw, run_options)
             return y
 
     else:
@@ -215,11 +217,20 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--explore", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
+    parser.add_argument(
+        "--fifo",
+        type=int,
+        default=None,
+        metavar="PRIORITY",
+        help="run under SCHED_FIFO at this priority (root; as a robot's control loop would)",
+    )
     parser.add_argument("--gc", action="store_true", help="leave Python's GC on while timing")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
+    if args.fifo is not None:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.fifo))
     torch.set_num_threads(1)
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -288,7 +299,10 @@ def explore(file: Path, feeds: list[np.ndarray], args: argparse.Namespace) -> di
     variants: dict[str, Call] = {
         "InferenceSession.run, default options": bare_ort(file),
         "io_binding via the public run_with_iobinding": iobinding_call(file, direct=False),
-        "io_binding, C++ run_with_iobinding (load_policy's)": iobinding_call(file),
+        "io_binding, C++ run_with_iobinding, RunOptions per call": iobinding_call(
+            file, reuse_run_options=False
+        ),
+        "io_binding, C++ run_with_iobinding, one RunOptions (load_policy's)": iobinding_call(file),
         "+ intra-op spinning off": iobinding_call(file, config=spin_off),
         "+ CPU memory arena off": iobinding_call(file, arena=False),
         "+ memory pattern off": iobinding_call(file, mem_pattern=False),
@@ -329,7 +343,10 @@ def table_md(r: dict[str, Any]) -> str:
         f"{p['calls']} calls per runtime and round, each on a different observation, after "
         f"{p['warmup']} warm-up calls; median over {p['repeat']} rounds of each round's p50 and "
         f"p99 (per-call wall time, `perf_counter_ns`, Python's GC "
-        f"{'on' if p['gc'] else 'off during a round'}).",
+        f"{'on' if p['gc'] else 'off during a round'}"
+        + (f"; pinned to CPU {p['cpu']}" if p["cpu"] is not None else "")
+        + (f"; SCHED_FIFO priority {p['fifo']}" if p["fifo"] is not None else "")
+        + ").",
         "",
         "| runtime | p50 µs | p99 µs | p99/p50 | p50 vs bare ORT | outputs vs bare ORT |",
         "|---|---:|---:|---:|---:|---|",

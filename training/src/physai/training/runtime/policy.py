@@ -78,27 +78,28 @@ class Policy:
     def _make_call(self) -> Callable[[Observation, bool], Observation]:
         # The hot path (one array in, one array out) as a closure over everything it touches:
         # no attribute lookups, no allocation, one copy in. Anything else takes `_call_general`.
+        general = self._call_general
+        if not (self._single and self._single_out):
+            return lambda obs, copy: general(obs, copy, perf_counter_ns())
         buffer, shape, dtype, out = self._in, self._shape, self._dtype, self._out
         run, copyto, clock, ndarray = self._run, np.copyto, perf_counter_ns, np.ndarray
-        hidden = tuple(self._hidden)
         timings = self._timings
         ring, mask = timings.ring, timings.mask
-        general = self._call_general
-        fast = self._single and self._single_out
+        step = run
+        if self._hidden:
+            hidden = tuple(self._hidden)
+
+            def step() -> None:
+                run()
+                for hidden_in, hidden_out in hidden:
+                    copyto(hidden_in, hidden_out)
 
         def call(obs: Observation, copy: bool) -> Observation:
             start = clock()
-            if (
-                not fast
-                or obs.__class__ is not ndarray
-                or obs.shape != shape
-                or obs.dtype is not dtype
-            ):
+            if obs.__class__ is not ndarray or obs.shape != shape or obs.dtype is not dtype:
                 return general(obs, copy, start)
             copyto(buffer, obs)
-            run()
-            for hidden_in, hidden_out in hidden:
-                copyto(hidden_in, hidden_out)
+            step()
             ring[timings.calls & mask] = clock() - start
             timings.calls += 1
             return out.copy() if copy else out

@@ -64,13 +64,36 @@ class TorchScriptBackend:
         self._results = [torch.from_numpy(a) for a in self.outputs.values()]
         with torch.inference_mode():
             _check_outputs(file, _forward(file, self.module, self._args, inputs), outputs)
+        self.optimized = self._optimize()
         self.run = self._run_cpu
 
     def describe(self) -> dict[str, str]:
         """Threads on CPU; the GPU and whether a CUDA graph is replayed on CUDA."""
         if self.device == "cuda":
             return {"gpu": torch.cuda.get_device_name(), "cuda_graph": str(self.graph is not None)}
-        return {"torch_threads": str(torch.get_num_threads())}
+        return {"torch_threads": str(torch.get_num_threads()), "optimized": str(self.optimized)}
+
+    def _optimize(self) -> bool:
+        # torch.jit.optimize_for_inference (freeze + fusions, oneDNN linear layers) made the
+        # ANYmal-sized MLP ~9% faster on CPU; keep it only if it runs and agrees with the module.
+        probe = [torch.randn_like(a) for a in self._args]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                optimized = torch.jit.optimize_for_inference(self.module)
+            with torch.inference_mode():
+                expected = _as_list(self.module(*probe))
+                got = _as_list(optimized(*probe))
+        except Exception as exc:  # any failure of the optional pass: keep the plain module
+            log.info("optimize_for_inference skipped: %s", _first(exc))
+            return False
+        close = len(got) == len(expected) and all(
+            g.shape == e.shape and torch.allclose(g, e, rtol=1e-4, atol=1e-5)
+            for g, e in zip(got, expected, strict=False)
+        )
+        if close:
+            self.module = optimized
+        return close
 
     def _run_cpu(self) -> None:
         with torch.inference_mode():
