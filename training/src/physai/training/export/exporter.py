@@ -22,10 +22,18 @@ from typing import TYPE_CHECKING, Any, cast
 from physai.core import storage
 from physai.core.errors import UserError
 from physai.training.export.parity import DEFAULT_SAMPLES, DEFAULT_TOLERANCE, FP16_TOLERANCE
-from physai.training.policy_card import CARD_NAME, FORMATS, Format, PolicyCard, PolicyFile
+from physai.training.policy_card import (
+    CARD_NAME,
+    FORMATS,
+    Format,
+    Parity,
+    PolicyCard,
+    PolicyFile,
+)
 
 if TYPE_CHECKING:
     from physai.core.settings import Settings
+    from physai.training.export.parity import Arrays, Kind
     from physai.training.export.policy import ExportablePolicy
     from physai.training.export.tensorrt import Precision
 
@@ -124,14 +132,8 @@ def export_policy(
         scratch = None if local is not None else Path(tempfile.mkdtemp(prefix="physai-export-"))
         folder = cast(Path, local if local is not None else scratch)
         try:
-            card = _export_all(policy, folder, chosen, values, kind, tolerance, precision)
-            card = card.model_copy(
-                update={
-                    "name": card_name,
-                    "control_rate_hz": control_rate_hz or policy.control_rate_hz,
-                }
-            )
-            PolicyCard.model_validate(card.model_dump())
+            files, parity = _export_all(policy, folder, chosen, values, kind, tolerance, precision)
+            card = _card(policy, card_name, control_rate_hz, files, parity)
             (folder / CARD_NAME).write_text(card.to_json())
             if scratch is not None:
                 for child in sorted(scratch.iterdir()):
@@ -139,29 +141,27 @@ def export_policy(
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-    files = {str(fmt): storage.join_url(output, entry.path) for fmt, entry in card.files.items()}
-    return ExportResult(output=output, card=card, files=files)
+    urls = {str(fmt): storage.join_url(output, entry.path) for fmt, entry in card.files.items()}
+    return ExportResult(output=output, card=card, files=urls)
 
 
 def _export_all(
     policy: ExportablePolicy,
     folder: Path,
     formats: list[Format],
-    values: Any,
-    kind: Any,
+    values: Arrays,
+    kind: Kind,
     tolerance: float,
     precision: Precision,
-) -> PolicyCard:
-    """Write and check every format into `folder`; the card (name filled in by the caller)."""
-    import torch
-
+) -> tuple[dict[Format, PolicyFile], dict[Format, Parity]]:
+    """Write every format into `folder` and check it: its card entries and parity results."""
     from physai.training.export.onnx import ONNX_OPSET, export_onnx, onnx_runner
     from physai.training.export.parity import check_parity
     from physai.training.export.torchscript import export_torchscript, torchscript_runner
     from physai.training.policy_card import sha256_file
 
     files: dict[Format, PolicyFile] = {}
-    parity = {}
+    parity: dict[Format, Parity] = {}
     for fmt in formats:
         path = folder / FILE_NAMES[fmt]
         if fmt == "onnx":
@@ -175,11 +175,8 @@ def _export_all(
 
             build_engine(folder / FILE_NAMES["onnx"], path, policy, precision)
             run = engine_runner(path, policy)
-        limit = (
-            max(tolerance, FP16_TOLERANCE)
-            if fmt == "tensorrt" and precision == "fp16"
-            else tolerance
-        )
+        fp16 = fmt == "tensorrt" and precision == "fp16"
+        limit = max(tolerance, FP16_TOLERANCE) if fp16 else tolerance
         parity[fmt] = check_parity(policy, fmt, run, values, kind, limit)
         files[fmt] = PolicyFile(
             path=path.name,
@@ -187,26 +184,36 @@ def _export_all(
             opset=ONNX_OPSET if fmt == "onnx" else None,
             precision=precision if fmt == "tensorrt" else "fp32",
         )
+    return files, parity
+
+
+def _card(
+    policy: ExportablePolicy,
+    name: str,
+    control_rate_hz: float | None,
+    files: dict[Format, PolicyFile],
+    parity: dict[Format, Parity],
+) -> PolicyCard:
+    """The policy.json of an export."""
+    import torch
+
     from physai.training import __version__
 
-    extra = {
-        **policy.extra,
-        "exported_with": {
-            "torch": torch.__version__,
-            "physai-training": __version__,
-            "onnx_exporter": "torch.onnx.export(dynamo=True)",
-        },
+    exported_with = {
+        "torch": torch.__version__,
+        "physai-training": __version__,
+        "onnx_exporter": "torch.onnx.export(dynamo=True)",
     }
     return PolicyCard(
-        name=policy.name,
+        name=name,
         policy=policy.kind,
         inputs=policy.inputs,
         outputs=policy.outputs,
         normalization=policy.normalization,
         recurrent=policy.recurrent,
-        control_rate_hz=policy.control_rate_hz,
+        control_rate_hz=control_rate_hz or policy.control_rate_hz,
         source=policy.source,
         files=files,
         parity=parity,
-        extra=extra,
+        extra={**policy.extra, "exported_with": exported_with},
     )
