@@ -318,7 +318,10 @@ def _policy_config(config: ILConfig, device: str, pretrained: str | None) -> Any
             cfg.pretrained_path = pretrained
             cfg.device = device
         else:
-            cfg = make_policy_config(config.policy, device=device, **config.overrides)
+            defaults = make_policy_config(config.policy, device=device)
+            cfg = make_policy_config(
+                config.policy, device=device, **_match_tuples(config.overrides, defaults)
+            )
     except (TypeError, ValueError) as exc:
         raise UserError(f"invalid {config.policy} policy options: {exc}") from None
     except OSError as exc:
@@ -327,6 +330,19 @@ def _policy_config(config: ILConfig, device: str, pretrained: str | None) -> Any
         cfg.optimizer_lr = config.learning_rate
     cfg.push_to_hub = False
     return cfg
+
+
+def _match_tuples(overrides: Mapping[str, Any], defaults: Any) -> dict[str, Any]:
+    """JSON lists as tuples where the policy config declares a tuple (draccus saves only those)."""
+    import dataclasses
+
+    declared = {f.name: str(f.type) for f in dataclasses.fields(defaults)}
+    return {
+        key: tuple(value)
+        if isinstance(value, list) and declared.get(key, "").startswith("tuple")
+        else value
+        for key, value in overrides.items()
+    }
 
 
 @dataclass
