@@ -279,7 +279,7 @@ def test_act_exports_with_normalization_folded(act_run: tuple[Path, Path], tmp_p
     card = read_card(out)
     assert card.policy == "act" and card.source.kind == "lerobot"
     assert card.source.dataset == str(dataset) and card.control_rate_hz == FPS
-    assert card.source.checkpoint == str(run.resolve())
+    assert card.source.checkpoint == str((run / "checkpoints" / "000002").resolve())
     assert [(t.name, t.shape) for t in card.inputs] == [
         ("observation.state", [-1, 6]),
         ("observation.images.front", [-1, 3, 32, 32]),

@@ -73,7 +73,7 @@ def load_actor(
 
             with ILCheckpointStore(str(local), settings).open_latest() as folder:
                 assert folder is not None  # _il_pointer saw latest.json
-                return _act(folder / PRETRAINED_DIR, where, dataset, settings)
+                return _act(folder / PRETRAINED_DIR, str(folder.resolve()), dataset, settings)
         if not (local / "latest.json").is_file():
             raise UserError(
                 f"{checkpoint} holds neither a physai RL checkpoint (latest.json, ckpt_<n>.pt) "
