@@ -348,3 +348,8 @@ def export_command(
         f"{fmt} (max abs error {p.max_abs_error:.2g})" for fmt, p in result.card.parity.items()
     )
     typer.echo(f"{result.card.policy} exported to {result.output}: {checks}; policy.json written")
+
+
+from physai.training import cli_release as _release  # noqa: E402 (the commands need `app`)
+
+_release.register_commands(app)
