@@ -4,6 +4,8 @@ export -> package -> MLflow registry), and its AzureML / OSMO renderings validat
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +218,19 @@ def test_bad_pipeline_input_is_exit_2_before_anything_runs(tmp_path: Path) -> No
         assert len(lines) == 1 and message in lines[0], (args, lines)
     assert not home.exists()  # no run, no registry, no checkpoints
     assert [p.name for p in occupied.iterdir()] == ["x"]
+
+
+def test_the_release_module_imports_first_without_a_cycle() -> None:
+    """Importing cli_release before the CLI (as the example does) still mounts every command."""
+    code = (
+        "import json\n"
+        "import physai.training.cli_release\n"
+        "from physai.core.cli import app\n"
+        "from typer.main import get_command\n"
+        "group = get_command(app).commands['training']\n"
+        "print(json.dumps(sorted(group.commands)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "unavailable" not in done.stderr
+    assert {"package", "register", "pipeline"} <= set(json.loads(done.stdout))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from physai.core.cli import get_settings
+from physai.core.commands import get_settings
 from physai.core.errors import UserError
 
 if TYPE_CHECKING:
