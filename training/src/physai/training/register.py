@@ -21,6 +21,7 @@ when a package is given, and the sha256 of policy.json (core adds every file's s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,28 +81,18 @@ def register_policy(
     check_model_name(name)
     for alias in aliases:
         check_alias(name, alias)
-    folder, card = read_policy(policy_dir)
-    packaged = _package(package, card)
-    with tempfile.TemporaryDirectory(prefix="physai-register-") as tmp:
-        staged = _stage(folder, card, Path(tmp) / "policy")
-        lineage = policy_lineage(
-            staged,
-            card,
-            package=packaged,
-            training_run=training_run,
-            dataset_sha256=dataset_sha256,
-            settings=settings,
-        )
+    prepared = _prepared(policy_dir, package, training_run, dataset_sha256, settings)
+    with prepared as (staged, card, lineage):
         flavor = None
         if onnx_flavor and "onnx" in card.files and registry_backend(settings) == "mlflow":
-            flavor = save_onnx_flavor(staged, card, Path(tmp) / ONNX_FLAVOR_PATH)
+            flavor = save_onnx_flavor(staged, card, staged.parent / ONNX_FLAVOR_PATH)
         registered = register_model(
             staged,
             name,
             lineage,
             settings=settings,
             tags=tags,
-            description=description or f"physai policy {card.name} ({card.policy})",
+            description=description or _describe(card),
         )
         if flavor is not None:
             _log_flavor(registered, flavor, settings)
@@ -131,6 +122,27 @@ def build_azureml_policy_model(
 
     settings = settings_or_default(settings)
     check_model_name(name)
+    prepared = _prepared(policy_dir, package, training_run, dataset_sha256, settings)
+    with prepared as (staged, card, lineage):
+        return build_azureml_model(
+            staged,
+            name,
+            lineage,
+            staging_dir=Path(staging_dir),
+            version=version,
+            description=_describe(card),
+        )
+
+
+@contextlib.contextmanager
+def _prepared(
+    policy_dir: str | os.PathLike[str],
+    package: PackageLike | None,
+    training_run: str | None,
+    dataset_sha256: str | None,
+    settings: Settings,
+) -> Iterator[tuple[Path, PolicyCard, Lineage]]:
+    """The checked policy staged in a temporary folder, its card and its lineage."""
     folder, card = read_policy(policy_dir)
     packaged = _package(package, card)
     with tempfile.TemporaryDirectory(prefix="physai-register-") as tmp:
@@ -143,14 +155,11 @@ def build_azureml_policy_model(
             dataset_sha256=dataset_sha256,
             settings=settings,
         )
-        return build_azureml_model(
-            staged,
-            name,
-            lineage,
-            staging_dir=Path(staging_dir),
-            version=version,
-            description=f"physai policy {card.name} ({card.policy})",
-        )
+        yield staged, card, lineage
+
+
+def _describe(card: PolicyCard) -> str:
+    return f"physai policy {card.name} ({card.policy})"
 
 
 # -- checks ----------------------------------------------------------------------------------
