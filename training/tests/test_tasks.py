@@ -81,3 +81,27 @@ def test_metric_contract_names_are_the_same_for_every_library(tmp_path: Path) ->
     history = tracker.client.get_metric_history(run_id, "train/loss")
     assert [(m.step, m.value) for m in history] == [(3, 0.5)]
     assert sink.last("train/loss") == 0.5 and sink.last("train/value_loss") is None
+
+
+def test_metric_sink_interval_averages_what_it_holds_back() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.rows: list[tuple[int, dict[str, float]]] = []
+
+        def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+            self.rows.append((step, dict(metrics)))
+
+    now = [0.0]
+    recorder = Recorder()
+    sink = MetricSink(recorder, min_interval_s=1.0, clock=lambda: now[0])
+    for step, loss in enumerate([1.0, 2.0, 4.0, 6.0], start=1):
+        sink.log({"train/loss": loss}, step=step)
+        now[0] += 0.4  # steps at t = 0, 0.4, 0.8, 1.2
+    assert recorder.rows == [(1, {"train/loss": 1.0}), (4, {"train/loss": 4.0})]  # (2+4+6)/3
+    sink.log({"train/loss": 8.0, "eval/success_rate": 1.0}, step=5)  # held back (t = 1.6)
+    assert len(recorder.rows) == 2
+    sink.flush()
+    assert recorder.rows[-1] == (5, {"train/loss": 8.0, "eval/success_rate": 1.0})
+    sink.flush()  # nothing pending
+    assert len(recorder.rows) == 3
+    assert [step for step, _ in sink.history["train/loss"]] == [1, 2, 3, 4, 5]  # all kept

@@ -20,14 +20,20 @@ Names (written in the training specifications):
 
 Library-specific names are translated by `translate` before logging; anything unknown keeps
 its name under `train/extra/`. Logging is batched and asynchronous through core.tracking.
+
+A loop that logs many times a second (PPO on a small CPU task: ~17 iterations/s) can ask the
+sink to forward at most once per `min_interval_s`: the steps in between are averaged and sent
+with the newest step, and `flush()` sends what is pending (at the end of a run). The local
+`history` keeps every step either way.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 TRAINING_FLUSH_S = 15.0
@@ -35,6 +41,11 @@ TRAINING_FLUSH_S = 15.0
 runs in a thread and competes for the GIL with a Python-heavy training loop: at core's default
 of 2 s, skrl PPO on CPU ran about 8% longer with tracking on (benchmarks/tracking_overhead.py);
 metrics still reach MLflow within 15 s, and all of them when the run ends."""
+
+RL_LOG_INTERVAL_S = 1.0
+"""RL loops forward metrics to the tracker at most this often (averaged in between). Each
+logged value costs the tracking store's writer ~0.1 ms of CPU time under the GIL; at one row per
+iteration, skrl PPO at ~17 iterations/s on 2 cores ran ~3% longer with tracking on."""
 
 CONTRACT: tuple[str, ...] = (
     "train/loss",
@@ -86,11 +97,23 @@ def translate(name: str) -> str:
 
 
 class MetricSink:
-    """Translates, drops non-finite values, keeps a history, and forwards to a core Tracker."""
+    """Translates, drops non-finite values, keeps a history, and forwards to a core Tracker
+    (at most once per `min_interval_s`, averaging the steps in between, when it is set)."""
 
-    def __init__(self, tracker: Any | None = None) -> None:
+    def __init__(
+        self,
+        tracker: Any | None = None,
+        *,
+        min_interval_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.tracker = tracker
+        self.min_interval_s = min_interval_s
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self._clock = clock
+        self._pending: dict[str, list[float]] = {}  # name -> [sum, count]
+        self._pending_step = 0
+        self._sent_at = -math.inf
 
     def log(self, metrics: Mapping[str, Any], step: int) -> dict[str, float]:
         """Log one step's metrics under contract names; returns what was logged."""
@@ -104,9 +127,28 @@ class MetricSink:
                 clean[translate(name)] = number
         for name, number in clean.items():
             self.history[name].append((step, number))
-        if clean and self.tracker is not None:
+        if not clean or self.tracker is None:
+            return clean
+        if self.min_interval_s <= 0:
             self.tracker.log_metrics(clean, step=step)
+            return clean
+        for name, number in clean.items():
+            total = self._pending.setdefault(name, [0.0, 0.0])
+            total[0] += number
+            total[1] += 1
+        self._pending_step = step
+        if self._clock() - self._sent_at >= self.min_interval_s:
+            self.flush()
         return clean
+
+    def flush(self) -> None:
+        """Forward the averaged pending metrics now (a no-op when nothing is pending)."""
+        if not self._pending or self.tracker is None:
+            return
+        means = {name: total / count for name, (total, count) in self._pending.items()}
+        self._pending.clear()
+        self._sent_at = self._clock()
+        self.tracker.log_metrics(means, step=self._pending_step)
 
     def last(self, name: str) -> float | None:
         """The newest value of a contract metric, or None."""

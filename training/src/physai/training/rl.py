@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from physai.core import storage
 from physai.core.errors import NotFoundError, PhysaiError, UserError
-from physai.training.metrics import MetricSink
+from physai.training.metrics import RL_LOG_INTERVAL_S, MetricSink
 from physai.training.tasks import TaskSpec, episode_successes, get_task, make_vector_env
 
 if TYPE_CHECKING:
@@ -497,7 +497,23 @@ def run_loop(
     on_iteration: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RLResult:
     """The shared loop: iterate, log contract metrics, checkpoint, stop on NaN."""
-    sink = MetricSink(tracker)
+    sink = MetricSink(tracker, min_interval_s=RL_LOG_INTERVAL_S)
+    try:
+        return _iterate(config, env, learner, start_iteration, sink, settings, on_iteration)
+    finally:
+        sink.flush()  # what the interval held back, also when the run stops with an error
+
+
+def _iterate(
+    config: RLConfig,
+    env: TorchVecEnv,
+    learner: Learner,
+    start_iteration: int,
+    sink: MetricSink,
+    settings: Settings | None,
+    on_iteration: Callable[[int, dict[str, float]], None] | None,
+) -> RLResult:
+    tracker = sink.tracker
     store = CheckpointStore(config.checkpoint_url, settings) if config.checkpoint_url else None
     returns: deque[float] = deque(maxlen=RETURN_WINDOW)
     successes: deque[bool] = deque(maxlen=RETURN_WINDOW)
