@@ -139,7 +139,7 @@ def register_model(
     from mlflow.exceptions import MlflowException
 
     source_dir = _check_model_dir(model_dir)
-    _check_model_name(name)
+    check_model_name(name)
     user_tags = validate_tags(tags or {})
     base = Lineage.coerce(lineage)
     if (source_dir / LINEAGE_FILE).exists():
@@ -490,7 +490,7 @@ def _build_azureml_model(
     from physai.core.uris import parse_uri
 
     source_dir = _check_model_dir(model_dir)
-    _check_model_name(name)
+    check_model_name(name)
     if version is not None:
         parse_uri(f"azureml:{name}:{int(version)}")
     user_tags = validate_tags(tags or {})
@@ -711,7 +711,8 @@ def _check_model_dir(model_dir: str | Path) -> Path:
     return path.resolve()
 
 
-def _check_model_name(name: str) -> None:
+def check_model_name(name: str) -> None:
+    """UserError unless `name` is a registered-model name (letters, digits, `.`, `_`, `-`)."""
     from physai.core.uris import parse_uri
 
     try:

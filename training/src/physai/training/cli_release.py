@@ -179,14 +179,15 @@ class PipelinePlan:
     experiment: str = "physai-rl"
 
     def __post_init__(self) -> None:
+        from physai.core.registry import check_model_name
         from physai.training.export import parse_formats
-        from physai.training.package.carrier import _check as check_image_reference
-        from physai.training.register import check_alias, check_model_name
+        from physai.training.package.carrier import check_reference
+        from physai.training.register import check_alias
 
         check_model_name(self.name)
         for alias in self.aliases:
             check_alias(self.name, alias)
-        check_image_reference(self.repository, self.version, self.version)
+        check_reference(self.repository, self.version, self.version)
         object.__setattr__(self, "formats", tuple(parse_formats(list(self.formats))))
         self.rl_config()  # library, task and the numbers: UserError before anything runs
 

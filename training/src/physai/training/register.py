@@ -74,7 +74,12 @@ def register_policy(
     card's `source.run`, or the run of a `runs:/` checkpoint. Each alias is pointed at the new
     version. UserError (one line, nothing registered) for a bad name, alias, folder or package.
     """
-    from physai.core.registry import register_model, registry_backend, set_alias
+    from physai.core.registry import (
+        check_model_name,
+        register_model,
+        registry_backend,
+        set_alias,
+    )
     from physai.core.settings import settings_or_default
 
     settings = settings_or_default(settings)
@@ -117,7 +122,7 @@ def build_azureml_policy_model(
     The policy's files and lineage.json are staged under `staging_dir` (core's
     `build_azureml_model`); nothing is uploaded.
     """
-    from physai.core.registry import build_azureml_model
+    from physai.core.registry import build_azureml_model, check_model_name
     from physai.core.settings import settings_or_default
 
     settings = settings_or_default(settings)
@@ -163,19 +168,6 @@ def _describe(card: PolicyCard) -> str:
 
 
 # -- checks ----------------------------------------------------------------------------------
-
-
-def check_model_name(name: str) -> None:
-    """UserError unless `name` is a registered-model name (letters, digits, `.`, `_`, `-`)."""
-    from physai.core.uris import parse_uri
-
-    try:
-        parse_uri(f"models:/{name}/1")
-    except UriError:
-        raise UserError(
-            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
-            "(starting with a letter or digit)"
-        ) from None
 
 
 def check_alias(name: str, alias: str) -> None:

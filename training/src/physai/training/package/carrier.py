@@ -103,7 +103,7 @@ def package_policy(
     members = _members(card)
     card.verify_files(folder)
     tag = version if tag is None else tag
-    _check(name, version, tag)
+    check_reference(name, version, tag)
     os_name, arch, variant = _platform(platform)
     when = _created(created)
     stamp, mtime = when.strftime("%Y-%m-%dT%H:%M:%SZ"), int(when.timestamp())
@@ -189,7 +189,8 @@ def _members(card: PolicyCard) -> dict[Format, str]:
     return members
 
 
-def _check(name: str, version: str, tag: str) -> None:
+def check_reference(name: str, version: str, tag: str) -> None:
+    """UserError unless `name`, `version` and `tag` make a valid image reference."""
     if not _NAME.match(name):
         raise UserError(
             f"image name {name!r} is not a valid repository name: use lower-case letters, "
