@@ -315,6 +315,39 @@ def test_act_exports_with_normalization_folded(act_run: tuple[Path, Path], tmp_p
         assert np.abs(traced - expected).max() <= DEFAULT_TOLERANCE
 
 
+def test_act_exports_uint8_camera_frames(act_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from physai.training.runtime import load_policy
+
+    run, dataset = act_run
+    floats, frames = tmp_path / "float", tmp_path / "uint8"
+    export_policy(str(run), str(floats), formats="onnx")
+    export_policy(str(run), str(frames), formats="onnx,torchscript", uint8_images=True)
+    card = read_card(frames)
+    camera = card.inputs[1]
+    assert (camera.name, camera.shape, camera.dtype) == (
+        "observation.images.front",
+        [-1, 32, 32, 3],
+        "uint8",
+    )
+    assert card.extra["images"]["layout"] == "NHWC"
+    assert all(p.max_abs_error <= DEFAULT_TOLERANCE for p in card.parity.values())
+    # The same frame as uint8 HWC and as float CHW in [0, 1]: the same action chunk.
+    rng = np.random.default_rng(3)
+    state = rng.normal(size=(2, 6)).astype(np.float32)
+    hwc = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    chw = hwc.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    names = ("observation.state", "observation.images.front")
+    (expected,) = onnx_run(floats / "policy.onnx", dict(zip(names, (state, chw), strict=True)))
+    (got,) = onnx_run(frames / "policy.onnx", dict(zip(names, (state, hwc), strict=True)))
+    assert np.abs(got - expected).max() <= DEFAULT_TOLERANCE
+    policy = load_policy(frames, format="onnx", device="cpu")
+    actions = policy({names[0]: state[:1], names[1]: hwc[:1]}, copy=True)
+    assert isinstance(actions, dict)
+    assert np.abs(actions["action"] - expected[:1]).max() <= DEFAULT_TOLERANCE
+    with pytest.raises(UserError, match="uint8"):
+        policy({names[0]: state[:1], names[1]: chw[:1]})  # float frames where uint8 is expected
+
+
 def test_act_bad_folders(act_run: tuple[Path, Path], tmp_path: Path) -> None:
     import shutil
 

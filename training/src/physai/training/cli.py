@@ -312,6 +312,11 @@ def export_command(
     ),
     precision: str = typer.Option("fp32", "--precision", help="TensorRT engine: fp32 or fp16."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing export."),
+    uint8_images: bool = typer.Option(
+        False,
+        "--uint8-images",
+        help="ACT: take cameras as (batch, height, width, 3) uint8 frames, as cameras give them.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a trained policy to ONNX / TorchScript / TensorRT with policy.json.
@@ -339,6 +344,7 @@ def export_command(
         control_rate_hz=control_rate,
         precision=precision,  # type: ignore[arg-type]
         overwrite=overwrite,
+        uint8_images=uint8_images,
         settings=get_settings(ctx),
     )
     if as_json:

@@ -68,7 +68,17 @@ class FeatureNormalizer(nn.Module):
 
 
 class ActChunk(nn.Module):
-    """Raw observations (in `keys` order) -> unnormalized action chunk."""
+    """Raw observations (in `keys` order) -> unnormalized action chunk.
+
+    ACT's inference pass written over the lerobot model's own layers, so that it traces to a
+    device-independent graph and can be captured as a CUDA graph. lerobot's `ACT.forward`
+    builds the zero latent on the CPU and copies it over, and computes the cameras' sinusoidal
+    position embedding with `arange(device=...)`; a trace would bake those devices in, and the
+    copy is refused during CUDA graph capture. Here the latent token is its projection's bias
+    (the projection of zero) and each camera's position embedding, which depends only on the
+    feature map's size, is computed once at export and kept as a buffer. The result equals
+    lerobot's forward (the parity check runs against lerobot's own policy).
+    """
 
     def __init__(
         self,
@@ -77,22 +87,55 @@ class ActChunk(nn.Module):
         image_keys: list[str],
         normalizers: dict[str, nn.Module],
         unnormalizer: nn.Module,
+        image_shapes: dict[str, tuple[int, ...]],
+        uint8_images: bool = False,
     ) -> None:
         super().__init__()
+        self.uint8_images = uint8_images
         self.model = model
         self.keys = keys
-        self.image_keys = image_keys
+        self.state_at = keys.index("observation.state") if "observation.state" in keys else -1
+        env = "observation.environment_state"
+        self.env_at = keys.index(env) if env in keys else -1
+        self.image_at = [keys.index(k) for k in image_keys]
         self.normalizers = nn.ModuleList([normalizers.get(k, nn.Identity()) for k in keys])
         self.unnormalizer = unnormalizer
+        layers: Any = model
+        embeddings = [layers.encoder_1d_feature_pos_embed.weight.detach().unsqueeze(1)]
+        with torch.no_grad():  # one position embedding per camera, for its fixed image size
+            for key in image_keys:
+                feature_map = layers.backbone(torch.zeros(1, *image_shapes[key]))["feature_map"]
+                embedding = layers.encoder_cam_feat_pos_embed(feature_map)
+                embeddings.append(embedding.flatten(2).permute(2, 0, 1))  # (h*w, 1, dim)
+        self.register_buffer("position", torch.cat(embeddings))
 
     def forward(self, *observations: torch.Tensor) -> torch.Tensor:
         """The action chunk (batch, chunk_size, action_dim) for one observation per row."""
-        batch: dict[str, Any] = {}
-        for key, normalize, value in zip(self.keys, self.normalizers, observations, strict=True):
-            batch[key] = normalize(value)
-        if self.image_keys:
-            batch["observation.images"] = [batch[key] for key in self.image_keys]
-        return self.unnormalizer(self.model(batch)[0])  # type: ignore[no-any-return]
+        model: Any = self.model
+        raw = list(observations)
+        if self.uint8_images:  # camera frames as they come: (batch, h, w, 3) uint8
+            for at in self.image_at:
+                raw[at] = raw[at].permute(0, 3, 1, 2).float().div(255.0)
+        x = [normalize(value) for normalize, value in zip(self.normalizers, raw, strict=True)]
+        batch = x[0].shape[0]
+        tokens = [model.encoder_latent_input_proj.bias.expand(batch, -1)]  # proj(zero latent)
+        if self.state_at >= 0:
+            tokens.append(model.encoder_robot_state_input_proj(x[self.state_at]))
+        if self.env_at >= 0:
+            tokens.append(model.encoder_env_state_input_proj(x[self.env_at]))
+        sequence = [torch.stack(tokens, dim=0)]
+        for at in self.image_at:
+            features = model.encoder_img_feat_input_proj(model.backbone(x[at])["feature_map"])
+            sequence.append(features.flatten(2).permute(2, 0, 1))  # (h*w, batch, dim)
+        encoded = model.encoder(torch.cat(sequence, dim=0), pos_embed=self.position)
+        queries = model.decoder_pos_embed.weight.unsqueeze(1)
+        decoded = model.decoder(
+            torch.zeros_like(queries.expand(-1, batch, -1)),
+            encoded,
+            encoder_pos_embed=self.position,
+            decoder_pos_embed=queries,
+        )
+        return self.unnormalizer(model.action_head(decoded.transpose(0, 1)))  # type: ignore[no-any-return]
 
 
 def _step(folder: Path, config_name: str, step_type: type) -> Any:
@@ -149,9 +192,17 @@ def dataset_fps(dataset: str, settings: Any = None) -> float:
 
 
 def act_policy(
-    folder: Path, checkpoint: str, *, dataset: str | None = None, settings: Any = None
+    folder: Path,
+    checkpoint: str,
+    *,
+    dataset: str | None = None,
+    settings: Any = None,
+    uint8_images: bool = False,
 ) -> ExportablePolicy:
-    """The exportable inference forward of the ACT policy in a `pretrained_model` folder."""
+    """The exportable inference forward of the ACT policy in a `pretrained_model` folder.
+
+    `uint8_images`: cameras are inputs as a camera gives them, (batch, height, width, 3) uint8,
+    converted inside the exported graph (a quarter of the bytes of float32 frames to copy)."""
     try:
         from lerobot.policies.act.modeling_act import ACTPolicy
         from lerobot.processor.normalize_processor import (
@@ -196,10 +247,20 @@ def act_policy(
     unnormalizer, modes["action"], listed = _normalizer(post, "action", inverse=True)
     if listed:
         stats["action"] = listed
-    module = ActChunk(policy.model, keys, image_keys, normalizers, unnormalizer).eval()
+    shapes = {k: tuple(int(d) for d in config.input_features[k].shape) for k in image_keys}
+    module = ActChunk(
+        policy.model, keys, image_keys, normalizers, unnormalizer, shapes, uint8_images
+    ).eval()
 
     features = config.input_features
     inputs = [TensorSpec(name=k, shape=[-1, *(int(d) for d in features[k].shape)]) for k in keys]
+    if uint8_images:
+        inputs = [
+            TensorSpec(name=k, shape=[-1, shapes[k][1], shapes[k][2], shapes[k][0]], dtype="uint8")
+            if k in image_keys
+            else spec
+            for k, spec in zip(keys, inputs, strict=True)
+        ]
     action_dim = int(config.output_features["action"].shape[0])
     outputs = [TensorSpec(name="action", shape=[-1, int(config.chunk_size), action_dim])]
     used = sorted({m for m in modes.values() if m != "IDENTITY"})
@@ -216,13 +277,18 @@ def act_policy(
             stats=stats,
         ),
         control_rate_hz=dataset_fps(dataset, settings) if dataset else None,
-        value_ranges={k: (0.0, 1.0) for k in image_keys},
+        value_ranges={} if uint8_images else {k: (0.0, 1.0) for k in image_keys},
         extra={
             "lerobot_policy": "act",
             "chunk_size": int(config.chunk_size),
             "n_action_steps": int(config.n_action_steps),
             "temporal_ensemble_coeff": config.temporal_ensemble_coeff,
             "normalization_modes": modes,
-            "images": {"range": [0.0, 1.0], "layout": "NCHW", "keys": image_keys},
+            "images": {
+                "range": [0, 255] if uint8_images else [0.0, 1.0],
+                "layout": "NHWC" if uint8_images else "NCHW",
+                "dtype": "uint8" if uint8_images else "float32",
+                "keys": image_keys,
+            },
         },
     )

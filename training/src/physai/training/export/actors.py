@@ -52,12 +52,17 @@ def _local(checkpoint: str) -> Path | None:
 
 
 def load_actor(
-    checkpoint: str, *, dataset: str | None = None, settings: Settings | None = None
+    checkpoint: str,
+    *,
+    dataset: str | None = None,
+    settings: Settings | None = None,
+    uint8_images: bool = False,
 ) -> ExportablePolicy:
     """The exportable policy in `checkpoint` (see the module docstring for what it accepts).
 
     `dataset` (a LeRobot dataset path or URL) is recorded as the source of an ACT policy and
-    gives its control rate (the dataset's fps).
+    gives its control rate (the dataset's fps). `uint8_images`: an ACT policy takes its cameras
+    as (batch, height, width, 3) uint8 frames (UserError for policies without cameras).
     """
     local = _local(checkpoint)
     if local is not None and not local.exists():
@@ -65,20 +70,23 @@ def load_actor(
     if local is not None and local.is_dir():
         where = str(local.resolve())
         if _is_pretrained(local):
-            return _act(local, where, dataset, settings)
+            return _act(local, where, dataset, settings, uint8_images)
         if _is_pretrained(local / PRETRAINED_DIR):
-            return _act(local / PRETRAINED_DIR, where, dataset, settings)
+            return _act(local / PRETRAINED_DIR, where, dataset, settings, uint8_images)
         if _il_pointer(local):
             from physai.training.il_checkpoints import ILCheckpointStore
 
             with ILCheckpointStore(str(local), settings).open_latest() as folder:
                 assert folder is not None  # _il_pointer saw latest.json
-                return _act(folder / PRETRAINED_DIR, str(folder.resolve()), dataset, settings)
+                where = str(folder.resolve())
+                return _act(folder / PRETRAINED_DIR, where, dataset, settings, uint8_images)
         if not (local / "latest.json").is_file():
             raise UserError(
                 f"{checkpoint} holds neither a physai RL checkpoint (latest.json, ckpt_<n>.pt) "
                 "nor a LeRobot policy (config.json + model.safetensors)"
             )
+    if uint8_images:
+        raise UserError("uint8 images apply to policies with cameras (LeRobot ACT), not RL actors")
     from physai.training.export.rl_actors import rl_actor
     from physai.training.rl import load_checkpoint
 
@@ -88,8 +96,17 @@ def load_actor(
 
 
 def _act(
-    folder: Path, where: str, dataset: str | None, settings: Settings | None
+    folder: Path,
+    where: str,
+    dataset: str | None,
+    settings: Settings | None,
+    uint8_images: bool,
 ) -> ExportablePolicy:
     from physai.training.export.act import act_policy
 
-    return act_policy(folder, where, dataset=dataset, settings=settings)
+    policy = act_policy(
+        folder, where, dataset=dataset, settings=settings, uint8_images=uint8_images
+    )
+    if uint8_images and not any(spec.dtype == "uint8" for spec in policy.inputs):
+        raise UserError(f"{where} has no camera: --uint8-images needs one")
+    return policy

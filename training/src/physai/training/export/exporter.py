@@ -100,13 +100,16 @@ def export_policy(
     precision: Precision = "fp32",
     overwrite: bool = False,
     settings: Settings | None = None,
+    uint8_images: bool = False,
 ) -> ExportResult:
     """Export the policy in `checkpoint` to `output` (a folder path or storage URL).
 
     Every format is checked against the PyTorch policy on `samples` random observations (or
     the recorded ones in `observations`, .npy/.npz) and fails with ParityError above
     `tolerance` (fp16 TensorRT engines: at least `FP16_TOLERANCE`). `precision` applies to
-    TensorRT only. UserError (one line, nothing written) for bad input.
+    TensorRT only. `uint8_images`: an ACT policy's cameras become (batch, height, width, 3)
+    uint8 inputs, converted inside the exported graph. UserError (one line, nothing written)
+    for bad input.
     """
     from physai.training.export.actors import load_actor
     from physai.training.export.parity import parity_inputs
@@ -124,7 +127,7 @@ def export_policy(
         require_tensorrt()  # before any work: fail fast, write nothing
     if not overwrite and storage.exists(output, settings):
         raise UserError(f"{output} already exists: pass --overwrite or another --output")
-    policy = load_actor(checkpoint, dataset=dataset, settings=settings)
+    policy = load_actor(checkpoint, dataset=dataset, settings=settings, uint8_images=uint8_images)
     values, kind = parity_inputs(policy, observations, samples)
     card_name = name or _default_name(output)
     with storage.publish(output, settings, overwrite=overwrite) as staging:

@@ -69,7 +69,7 @@ def _recorded(policy: ExportablePolicy, path: Path) -> Arrays:
                 f"observations file {path}: {spec.name} has shape {list(array.shape)}, the "
                 f"policy takes {spec.shape} (-1: any number of rows)"
             )
-        values[spec.name] = np.asarray(array[:MAX_RECORDED], dtype=np.float32)
+        values[spec.name] = np.asarray(array[:MAX_RECORDED], dtype=spec.dtype)
     return values
 
 

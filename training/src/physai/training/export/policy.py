@@ -50,13 +50,16 @@ class ExportablePolicy:
         """The output names, in the module's result order."""
         return [spec.name for spec in self.outputs]
 
-    def random_inputs(self, batch: int, seed: int = 0) -> dict[str, NDArray[np.float32]]:
-        """`batch` random samples of every input (uniform in `value_ranges`, else N(0, 1))."""
+    def random_inputs(self, batch: int, seed: int = 0) -> dict[str, NDArray[Any]]:
+        """`batch` random samples of every input (uniform in `value_ranges`, else N(0, 1);
+        uint8 inputs such as camera frames: uniform over 0-255)."""
         rng = np.random.default_rng(seed)
-        samples: dict[str, NDArray[np.float32]] = {}
+        samples: dict[str, NDArray[Any]] = {}
         for spec in self.inputs:
             shape = (batch, *spec.shape[1:])
-            if spec.name in self.value_ranges:
+            if spec.dtype == "uint8":
+                samples[spec.name] = rng.integers(0, 256, shape, dtype=np.uint8)
+            elif spec.name in self.value_ranges:
                 low, high = self.value_ranges[spec.name]
                 samples[spec.name] = rng.uniform(low, high, shape).astype(np.float32)
             else:
@@ -68,7 +71,7 @@ class ExportablePolicy:
         values = self.random_inputs(batch, seed=1)
         return tuple(torch.from_numpy(values[name]) for name in self.input_names)
 
-    def run(self, values: dict[str, NDArray[np.float32]]) -> dict[str, NDArray[np.float32]]:
+    def run(self, values: dict[str, NDArray[Any]]) -> dict[str, NDArray[np.float32]]:
         """The PyTorch policy on numpy inputs: {output name: array} (the parity reference)."""
         args = tuple(torch.from_numpy(np.ascontiguousarray(values[n])) for n in self.input_names)
         with torch.no_grad():

@@ -8,9 +8,10 @@ memory, one graph replay, one device-to-host copy and a stream synchronize.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class TorchScriptBackend:
         device: Device,
         threads: int | None,
         cuda_graph: bool = True,
+        tf32: bool = False,
     ) -> None:
         self.device: Device = device
         if device == "cuda" and not torch.cuda.is_available():
@@ -49,14 +51,18 @@ class TorchScriptBackend:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # "switch to torch.export"
-                module = torch.jit.load(str(file), map_location=device)  # type: ignore[no-untyped-call]
+                # Loaded on the CPU, then parameters and buffers moved: map_location would also
+                # move the trace's scalar constants, turning its shape arithmetic (size -> tensor
+                # -> int) into GPU work with a device-to-host read, which a CUDA graph refuses.
+                module = torch.jit.load(str(file), map_location="cpu").to(device)  # type: ignore[no-untyped-call]
         except Exception as exc:  # torch raises RuntimeError or its own types
             raise UserError(f"{file} is not a loadable TorchScript module: {_first(exc)}") from None
         self.module = module.eval()
         self.graph: torch.cuda.CUDAGraph | None = None
         self.run: Callable[[], None]
         if device == "cuda":
-            self._init_cuda(file, inputs, outputs, cuda_graph)
+            with _cuda_math(tf32):
+                self._init_cuda(file, inputs, outputs, cuda_graph)
             return
         self.inputs = {b.name: np.zeros(b.shape, b.dtype) for b in inputs}
         self.outputs = {b.name: np.zeros(b.shape, b.dtype) for b in outputs}
@@ -76,7 +82,10 @@ class TorchScriptBackend:
     def _optimize(self) -> bool:
         # torch.jit.optimize_for_inference (freeze + fusions, oneDNN linear layers) made the
         # ANYmal-sized MLP ~9% faster on CPU; keep it only if it runs and agrees with the module.
-        probe = [torch.randn_like(a) for a in self._args]
+        probe = [
+            torch.randn_like(a) if a.is_floating_point() else torch.randint_like(a, 0, 100)
+            for a in self._args
+        ]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -116,6 +125,11 @@ class TorchScriptBackend:
         self.inputs = {b.name: t.numpy() for b, t in zip(inputs, self._host_in, strict=True)}
         self.outputs = {b.name: t.numpy() for b, t in zip(outputs, self._host_out, strict=True)}
         self._args = [torch.zeros(b.shape, dtype=_torch_dtype(b), device="cuda") for b in inputs]
+        if any(len(b.shape) == 4 and b.dtype == np.uint8 for b in inputs):
+            # Camera frames come in as (batch, h, w, 3): permuted to NCHW they are channels-last
+            # already, and with the convolution weights channels-last too cuDNN runs its NHWC
+            # kernels instead of converting layouts around every convolution.
+            self.module = self.module.to(memory_format=torch.channels_last)
         self.run = self._run_eager_cuda
         # Warm up on a side stream (as torch.cuda.graphs recommends), then capture.
         side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
@@ -156,6 +170,28 @@ class TorchScriptBackend:
         for host, tensor in zip(self._host_out, produced, strict=True):
             host.copy_(tensor, non_blocking=True)
         torch.cuda.current_stream().synchronize()
+
+
+@contextlib.contextmanager
+def _cuda_math(tf32: bool) -> Iterator[None]:
+    """cuDNN autotuning (and TF32 matrix products when asked) while warming up and capturing,
+    with TorchScript's optimizing executor off.
+
+    The CUDA graph keeps the kernels chosen at capture, so the process-wide flags are restored
+    afterwards and nothing else in the process is affected. The optimizing executor profiles,
+    re-specializes and compiles fusion kernels on later calls, which invalidated the capture of
+    an ACT policy on an H200; the plain interpreter launches the same aten kernels, and a replay
+    does not run the interpreter at all. Without a graph (capture failed) the eager calls run
+    with the process's own settings.
+    """
+    saved = torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        with torch.jit.optimized_execution(False):  # type: ignore[attr-defined]
+            yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _forward(file: Path, module: Any, args: list[torch.Tensor], inputs: Sequence[Binding]) -> Any:
