@@ -6,6 +6,7 @@ import typer
 
 from physai.core.cli import domain_app, get_settings
 from physai.core.errors import UserError
+from physai.training import cli_options as opts
 from physai.training.metrics import TRAINING_FLUSH_S
 
 app = domain_app(
@@ -109,14 +110,12 @@ def il_command(
     experiment: str = typer.Option("physai-il", "--experiment", help="MLflow experiment name."),
     no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    backend: str = typer.Option(
-        "local", "--backend", "-b", help="local (run here), azureml or osmo (a cloud job)."
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job spec; run nothing."),
-    image: str | None = typer.Option(None, "--image", help="Container image for cloud jobs."),
-    gpus: int = typer.Option(0, "--gpus", help="GPUs per node for cloud jobs."),
-    nodes: int = typer.Option(1, "--nodes", help="Nodes for cloud jobs (distributed)."),
-    pool: str | None = typer.Option(None, "--pool", help="OSMO pool (default: the setting)."),
+    backend: opts.Backend = "local",
+    dry_run: opts.DryRun = False,
+    image: opts.Image = None,
+    gpus: opts.Gpus = 0,
+    nodes: opts.Nodes = 1,
+    pool: opts.Pool = None,
 ) -> None:
     """Train an imitation-learning / VLA policy with LeRobot on a LeRobot dataset.
 
@@ -212,14 +211,12 @@ def rl_command(
     experiment: str = typer.Option("physai-rl", "--experiment", help="MLflow experiment."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log the run to MLflow."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    backend: str = typer.Option(
-        "local", "--backend", "-b", help="local (run here), azureml or osmo (a cloud job)."
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the job spec; run nothing."),
-    image: str | None = typer.Option(None, "--image", help="Container image for cloud jobs."),
-    gpus: int = typer.Option(0, "--gpus", help="GPUs per node for cloud jobs."),
-    nodes: int = typer.Option(1, "--nodes", help="Nodes for cloud jobs (distributed)."),
-    pool: str | None = typer.Option(None, "--pool", help="OSMO pool (default: the setting)."),
+    backend: opts.Backend = "local",
+    dry_run: opts.DryRun = False,
+    image: opts.Image = None,
+    gpus: opts.Gpus = 0,
+    nodes: opts.Nodes = 1,
+    pool: opts.Pool = None,
 ) -> None:
     """Train PPO (skrl or RSL-RL) on a gymnasium task, checkpointing to a storage URL.
 

@@ -24,6 +24,7 @@ import typer
 
 from physai.core.commands import get_settings
 from physai.core.errors import UserError
+from physai.training import cli_options as opts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -438,13 +439,11 @@ def pipeline_command(
     aliases: list[str] = typer.Option([], "--alias", help="Alias for the new version, repeatable."),
     experiment: str = typer.Option("physai-rl", "--experiment", help="MLflow experiment."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    backend: str = typer.Option(
-        "local", "--backend", "-b", help="local (run here), azureml or osmo (a cloud pipeline)."
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the pipeline spec; run nothing."),
-    image: str | None = typer.Option(None, "--image", help="Container image for cloud jobs."),
-    gpus: int = typer.Option(0, "--gpus", help="GPUs for the training job."),
-    pool: str | None = typer.Option(None, "--pool", help="OSMO pool (default: the setting)."),
+    backend: opts.Backend = "local",
+    dry_run: opts.DryRun = False,
+    image: opts.Image = None,
+    gpus: opts.Gpus = 0,
+    pool: opts.Pool = None,
 ) -> None:
     """Train (RL), export, package and register a policy: here, or as a cloud pipeline.
 
