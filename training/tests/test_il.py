@@ -390,13 +390,15 @@ def test_frame_cache_batches_equal_lerobots_collated_batches(dataset: Path) -> N
     from lerobot.datasets import LeRobotDataset
     from torch.utils.data import default_collate
 
-    from physai.training.il_fast import FrameCache, delta_indices
+    from physai.training.il_fast import FrameCache, delta_indices, estimate_cache_bytes
 
     _, meta, chunked, stamps = _act_parts(dataset)
     frames = LeRobotDataset("physai/ds", root=dataset, video_backend="pyav")
     keys = ["observation.state", "observation.images.front", "action"]
     cache = FrameCache.build(frames, keys, delta_indices(stamps, meta.fps))
     assert cache.num_frames == 120 and cache.columns["observation.images.front"].dtype == torch.uint8
+    info = json.loads((dataset / "meta" / "info.json").read_text())
+    assert cache.nbytes() <= estimate_cache_bytes(info) <= 1.5 * cache.nbytes()
     # an episode's first frame, two whose action chunk runs past the episode's end (padded),
     # the next episode's first frame and the dataset's last frame
     idx = [0, 27, 29, 30, 119]
@@ -487,3 +489,18 @@ def test_fast_engine_nan_loss_stops_at_the_window_and_keeps_the_last_checkpoint(
     with pytest.raises(ILDivergedError, match=r"nan at step 8.*last good checkpoint is step 4"):
         train_il(config, settings=settings)
     assert ILCheckpointStore(str(output)).latest()["step"] == 4  # type: ignore[index]
+
+
+def test_a_dataset_too_large_for_the_gpu_falls_back_or_fails_clearly(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from physai.training import il
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (1_000_000, 80_000_000_000))
+    auto = ILConfig(policy="act", dataset=str(dataset))
+    assert il._cache_fits(dataset, auto, "cpu")  # the CPU engine keeps frames in RAM
+    assert not il._cache_fits(dataset, auto, "cuda")  # ~1.6 MB > half of 1 MB: lerobot engine
+    with pytest.raises(UserError, match="--engine lerobot"):
+        il._cache_fits(dataset, auto.model_copy(update={"engine": "fast"}), "cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (80_000_000_000, 80_000_000_000))
+    assert il._cache_fits(dataset, auto, "cuda")

@@ -57,6 +57,7 @@ from physai.training.il_fast import (
     FastStep,
     FrameCache,
     delta_indices,
+    estimate_cache_bytes,
     fused_optimizer,
     sampler_batches,
 )
@@ -654,7 +655,7 @@ class _FastSteps:
 
 
 def _frame_cache(parts: _Parts, root: Path, config: ILConfig, device: str) -> FrameCache:
-    """The dataset decoded into a FrameCache, on the GPU when it fits (UserError otherwise)."""
+    """The dataset decoded into a FrameCache on `device` (`_cache_fits` decided it fits)."""
     from lerobot.datasets import LeRobotDataset
 
     frames = LeRobotDataset(parts.dataset.repo_id, root=root, video_backend="pyav")
@@ -669,14 +670,31 @@ def _frame_cache(parts: _Parts, root: Path, config: ILConfig, device: str) -> Fr
         cache.nbytes() / 1e9,
         time.perf_counter() - started,
     )
-    if device == "cuda":
-        free, _ = torch.cuda.mem_get_info()
-        if cache.nbytes() > CACHE_GPU_FRACTION * free:
-            raise UserError(
-                f"the decoded dataset needs {cache.nbytes() / 1e9:.1f} GB, more than half the "
-                f"GPU's free {free / 1e9:.1f} GB: use --engine lerobot"
-            )
     return cache.to(device)
+
+
+def _cache_fits(root: Path, config: ILConfig, device: str) -> bool:
+    """Whether the fast engine's decoded dataset fits in half the GPU's free memory.
+
+    An explicit `engine="fast"` that does not fit is a UserError; `auto` falls back to the
+    lerobot engine with a warning. Decided from meta/info.json, before anything is decoded.
+    """
+    import json
+
+    if device != "cuda":
+        return True
+    need = estimate_cache_bytes(json.loads((root / "meta" / "info.json").read_text()))
+    free, _ = torch.cuda.mem_get_info()
+    if need <= CACHE_GPU_FRACTION * free:
+        return True
+    message = (
+        f"the decoded dataset needs about {need / 1e9:.1f} GB, more than half the GPU's free "
+        f"{free / 1e9:.1f} GB"
+    )
+    if config.engine == "fast":
+        raise UserError(f"{message}: use --engine lerobot")
+    _log.warning("%s: training with the lerobot engine", message)
+    return False
 
 
 def _next_boundary(step: int, every: int) -> int:
@@ -704,6 +722,8 @@ def train_il(
     _require_policy_class(config.policy)
     device = resolve_device(config.device)
     engine = choose_engine(config, device)
+    if engine == "fast" and not _cache_fits(root, config, device):
+        engine = "lerobot"
     if device == "cuda":  # as lerobot_train.py sets them
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -154,6 +154,25 @@ class FrameCache:
         return cls(columns, images, tables)
 
 
+def estimate_cache_bytes(info: dict[str, Any]) -> int:
+    """What a FrameCache of a dataset will hold, from its meta/info.json: uint8 images and
+    float32 (or the declared dtype) numeric features for every frame, plus 10% for the index
+    tables."""
+    per_frame = 0
+    for feature in info.get("features", {}).values():
+        dtype = str(feature.get("dtype"))
+        size = 1
+        for dim in feature.get("shape", []):
+            size *= int(dim)
+        if dtype in ("video", "image"):
+            per_frame += size
+        elif dtype in ("float32", "int32"):
+            per_frame += 4 * size
+        elif dtype in ("float64", "int64"):
+            per_frame += 8 * size
+    return int(1.1 * per_frame * int(info.get("total_frames", 0)))
+
+
 def _delta_table(
     frame: Tensor, start: Tensor, end: Tensor, offsets: list[int]
 ) -> tuple[Tensor, Tensor]:
