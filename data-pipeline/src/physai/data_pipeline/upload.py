@@ -35,7 +35,6 @@ from pydantic import BaseModel
 from physai.core.errors import NotFoundError, UserError
 from physai.core.settings import settings_or_default
 from physai.core.storage import (
-    MANIFEST_NAME,
     FileEntry,
     copy_files,
     join_url,
@@ -44,9 +43,10 @@ from physai.core.storage import (
     published_info,
     read_text,
     resolve,
+    source_manifest,
 )
 from physai.core.storage.copy import journal_path
-from physai.core.storage.manifest import compute_manifest_at, hash_file, manifest_json
+from physai.core.storage.manifest import hash_file
 from physai.data_pipeline.bags import (
     BAG_SUFFIXES,
     EPISODE_METADATA,
@@ -227,12 +227,15 @@ def upload_dataset(
     if not _SEGMENT.fullmatch(name):
         raise UserError(f"dataset name {name!r} is not 1-128 of A-Z a-z 0-9 _ . -")
     root = join_url(dest, "datasets", name)
+    manifest = source_manifest(str(source), resolved, workers=workers)  # hashed once
     if version is None:
-        version = _pick_version(source, root, resolved, workers)
+        version = _pick_version(source, manifest, root, resolved)
     elif version < 1:
         raise UserError(f"version must be 1 or more, not {version}")
     url = join_url(root, f"v{version}")
-    copied = publish_tree(str(source), url, resolved, workers=workers, progress=progress)
+    copied = publish_tree(
+        str(source), url, resolved, workers=workers, progress=progress, manifest=manifest
+    )
     item = UploadedItem(
         kind="dataset",
         source=str(source),
@@ -302,13 +305,8 @@ def _uploaded_before(url: str, sidecar: str, settings: Settings) -> bool:
     raise UserError(f"{url} already exists with other content: this episode was uploaded before")
 
 
-def _pick_version(source: Path, root: str, settings: Settings, workers: int) -> int:
-    manifest = source / MANIFEST_NAME
-    if manifest.is_file():
-        text = manifest.read_text(encoding="utf-8")
-    else:
-        text = manifest_json(compute_manifest_at(resolve(str(source)), workers=workers))
-    digest = hashlib.sha256(text.encode()).hexdigest()
+def _pick_version(source: Path, manifest: str, root: str, settings: Settings) -> int:
+    digest = hashlib.sha256(manifest.encode()).hexdigest()
     try:
         names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in ls(root, settings)]
     except NotFoundError:

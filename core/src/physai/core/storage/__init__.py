@@ -45,6 +45,7 @@ from physai.core.storage.publish import (
     publish_tree,
     published_info,
     require_published,
+    source_manifest,
 )
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "require_published",
     "resolve",
     "rm",
+    "source_manifest",
     "verify_manifest",
     "walk_files",
     "write_bytes",

@@ -217,8 +217,12 @@ def publish_tree(
     *,
     workers: int = 4,
     progress: bool = True,
+    manifest: str | None = None,
 ) -> CopyReport:
     """Copy a directory to `dest_url` and publish it there, resuming an interrupted run.
+
+    `manifest`: the source's manifest text when the caller already has it (`source_manifest`),
+    so that a source without a manifest.json is not hashed twice.
 
     For uploads too large to stage twice: files go straight to their final place on object
     stores (a hidden sibling that is renamed at the end on local disks) through the resumable,
@@ -234,7 +238,7 @@ def publish_tree(
     src, dest = resolve(src_url, resolved), resolve(dest_url, resolved)
     if not dest.name or (dest.backend == "blob" and "/" not in dest.path):
         raise UserError(f"cannot publish to {dest.display}: name a directory below the root")
-    manifest_text = _source_manifest(src, workers)
+    manifest_text = manifest if manifest is not None else _manifest_of(src, workers)
     manifest_hash = hashlib.sha256(manifest_text.encode()).hexdigest()
     info = published_info(dest.url(), resolved)
     if info is not None:
@@ -275,8 +279,14 @@ def publish_tree(
     return report
 
 
-def _source_manifest(src: Location, workers: int) -> str:
-    """The text of the source's manifest.json, or a new manifest of it (not written there)."""
+def source_manifest(src_url: str, settings: Settings | None = None, *, workers: int = 4) -> str:
+    """The text of a directory's manifest.json, or a new manifest of it (not written there)."""
+    from physai.core.settings import settings_or_default
+
+    return _manifest_of(resolve(src_url, settings_or_default(settings)), workers)
+
+
+def _manifest_of(src: Location, workers: int) -> str:
     location = src.child(MANIFEST_NAME)
     try:
         with storage_errors("read", location.display):
