@@ -443,25 +443,31 @@ def test_fast_engine_learns_checkpoints_and_resumes(
             self.sink.log(metrics, step)
 
     recorder = Recorder()
+    # batch 7 over 120 frames: the fast engine's batches run on across epochs (17 1/7 an epoch),
+    # and the resume at step 20 is past the first boundary, where lerobot's DataLoader position
+    # (which ends each epoch with a short batch) would differ
+    options: dict[str, Any] = {"engine": "fast", "batch_size": 7, "checkpoint_every": 20}
     straight = train_il(
-        act_config(dataset, tmp_path / "straight", engine="fast", log_every=5),
+        act_config(dataset, tmp_path / "straight", steps=24, log_every=6, **options),
         tracker=recorder,
         settings=settings,
     )
-    assert straight.step == 20 and len(straight.checkpoints) == 2
+    assert straight.step == 24 and len(straight.checkpoints) == 2
     losses = [value for _, value in recorder.sink.history["train/loss"]]
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert {"train/extra/l1_loss", "train/extra/kld_loss"} <= set(recorder.sink.history)
     output = tmp_path / "resumed"
-    train_il(act_config(dataset, output, engine="fast", steps=10), settings=settings)
-    resumed = train_il(act_config(dataset, output, engine="fast", resume=True), settings=settings)
-    assert resumed.resumed_from == 10 and resumed.step == 20
+    train_il(act_config(dataset, output, steps=20, **options), settings=settings)
+    resumed = train_il(
+        act_config(dataset, output, steps=24, resume=True, **options), settings=settings
+    )
+    assert resumed.resumed_from == 20 and resumed.step == 24
     expected, after = weights(straight.checkpoints[-1]), weights(resumed.checkpoints[-1])
     for name, tensor in expected.items():
         assert torch.allclose(tensor, after[name], atol=1e-6), name
 
 
-def test_engine_choice() -> None:
+def test_engine_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     from physai.training.il import choose_engine
 
     assert choose_engine(ILConfig(policy="act", dataset="d"), "cpu") == "lerobot"
@@ -469,6 +475,30 @@ def test_engine_choice() -> None:
     assert choose_engine(ILConfig(policy="diffusion", dataset="d"), "cuda") == "lerobot"
     with pytest.raises(UserError, match="--engine lerobot"):
         choose_engine(ILConfig(policy="diffusion", dataset="d", engine="fast"), "cuda")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under `accelerate launch --multi_gpu`
+    assert choose_engine(ILConfig(policy="act", dataset="d"), "cuda") == "lerobot"
+    with pytest.raises(UserError, match="multi-GPU"):
+        choose_engine(ILConfig(policy="act", dataset="d", engine="fast"), "cuda")
+
+
+def test_fused_optimizer_keeps_groups_and_state() -> None:
+    from physai.training.il_fast import fused_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    plain = torch.optim.AdamW(
+        [{"params": [model.weight]}, {"params": [model.bias], "lr": 1e-2}], lr=1e-3
+    )
+    model(torch.ones(4, 3)).sum().backward()
+    plain.step()
+    fused = fused_optimizer(plain, "cpu")
+    assert [g["lr"] for g in fused.param_groups] == [1e-3, 1e-2]
+    assert all(g["fused"] for g in fused.param_groups)
+    for param in (model.weight, model.bias):
+        assert torch.equal(fused.state[param]["exp_avg"], plain.state[param]["exp_avg"])
+    loaded = torch.optim.AdamW(fused.param_groups)  # what load_state_dict leaves: flags gone
+    loaded.load_state_dict(plain.state_dict())
+    assert not loaded.param_groups[0]["fused"]
+    assert all(g["fused"] for g in fused_optimizer(loaded, "cpu").param_groups)
 
 
 def test_fast_engine_nan_loss_stops_at_the_window_and_keeps_the_last_checkpoint(

@@ -539,14 +539,22 @@ def default_output(config: ILConfig, settings: Settings | None = None) -> str:
 
 
 def choose_engine(config: ILConfig, device: str) -> Literal["lerobot", "fast"]:
-    """The engine a run uses: `auto` picks the fast one for its policies on CUDA."""
+    """The engine a run uses: `auto` picks the fast one for its policies on one CUDA GPU
+    (a multi-process `accelerate launch` run takes lerobot's loop)."""
     if config.engine == "fast" and config.policy not in FAST_POLICIES:
         raise UserError(
             f"the fast engine trains {', '.join(FAST_POLICIES)}, not {config.policy}: "
             "use --engine lerobot"
         )
+    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)  # set by accelerate launch
+    if config.engine == "fast" and processes > 1:
+        raise UserError(
+            f"the fast engine trains on one GPU, but {processes} processes were launched: "
+            "use --engine lerobot for multi-GPU runs"
+        )
     if config.engine == "auto":
-        return "fast" if device == "cuda" and config.policy in FAST_POLICIES else "lerobot"
+        fast = device == "cuda" and config.policy in FAST_POLICIES and processes == 1
+        return "fast" if fast else "lerobot"
     return config.engine
 
 
@@ -741,7 +749,15 @@ def train_il(
             step = resumed_from = int(state["step"])
             saved = state.get("torch_rng")
             rng = saved if isinstance(saved, torch.Tensor) else None
-    if step:
+    if step and engine == "fast":  # full batches that run on across epochs (sampler_batches)
+        used = step * config.batch_size
+        parts.sampler.load_state_dict(
+            {"epoch": used // len(parts.sampler), "start_index": used % len(parts.sampler)}
+        )
+        parts.optimizer = fused_optimizer(parts.optimizer, device)  # loading reset its flags
+        if parts.scheduler is not None:
+            parts.scheduler.optimizer = parts.optimizer
+    elif step:
         parts.sampler.load_state_dict(
             compute_sampler_state(step, len(parts.sampler), config.batch_size, processes)
         )
@@ -819,6 +835,8 @@ def train_il(
                 sink.log(metrics, step)
             window_start, window_step = time.perf_counter(), step
         if step % config.checkpoint_every == 0 or step == config.steps:
+            saving = time.perf_counter()
             checkpoint(step)
             last_good = step
+            window_start += time.perf_counter() - saving  # saving is not training time
     return result

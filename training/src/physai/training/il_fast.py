@@ -128,21 +128,23 @@ class FrameCache:
             dataset, batch_size=64, shuffle=False, num_workers=num_workers
         )
         images = frozenset(k for k in keys if k in dataset.meta.camera_keys)
-        parts: dict[str, list[Tensor]] = {k: [] for k in keys}
-        episode_parts: list[Tensor] = []
+        total = len(dataset)
+        columns: dict[str, Tensor] = {}  # filled in place: no second copy at the end
+        episodes = torch.empty(total, dtype=torch.long)
         done = 0
         for batch in loader:
+            rows = len(batch["episode_index"])
             for key in keys:
                 value = batch[key]
                 if key in images:  # decoded as uint8 / 255: round back exactly
                     value = (value * 255.0).round_().to(torch.uint8)
-                parts[key].append(value)
-            episode_parts.append(batch["episode_index"])
-            done += len(batch["episode_index"])
+                if key not in columns:
+                    columns[key] = torch.empty((total, *value.shape[1:]), dtype=value.dtype)
+                columns[key][done : done + rows] = value
+            episodes[done : done + rows] = batch["episode_index"]
+            done += rows
             if progress is not None:
-                progress(done, len(dataset))
-        columns = {k: torch.cat(v) for k, v in parts.items()}
-        episodes = torch.cat(episode_parts).long()
+                progress(done, total)
         starts = torch.as_tensor(dataset.meta.episodes["dataset_from_index"]).long()
         ends = torch.as_tensor(dataset.meta.episodes["dataset_to_index"]).long()
         frame = torch.arange(len(episodes))
@@ -191,19 +193,32 @@ def delta_indices(
 
 
 def fused_optimizer(optimizer: torch.optim.Optimizer, device: str) -> torch.optim.Optimizer:
-    """The same Adam/AdamW (groups and hyperparameters) with the fused kernel; on CUDA also
-    capturable, with tensor learning rates a scheduler can update inside a graph."""
+    """The same Adam/AdamW (groups, hyperparameters and state) with the fused kernel; on CUDA
+    also capturable, with tensor learning rates a scheduler can update inside a graph.
+
+    Also used after a checkpoint is loaded: `load_state_dict` replaces the parameter groups,
+    and with them the fused and capturable flags, with the saved ones.
+    """
     kind = type(optimizer)
     if kind not in (torch.optim.Adam, torch.optim.AdamW):
         raise UserError(f"the fast engine needs an Adam or AdamW optimizer, not {kind.__name__}")
     cuda = device == "cuda"
+    flags = {"fused": True, "capturable": cuda, "foreach": None}
     groups = []
     for group in optimizer.param_groups:
-        clean = {k: v for k, v in group.items() if k not in ("fused", "foreach", "capturable")}
-        if cuda:
-            clean["lr"] = torch.tensor(float(group["lr"]), device="cuda")
+        clean = {k: v for k, v in group.items() if k not in flags}
+        clean["lr"] = float(group["lr"])
         groups.append(clean)
-    return kind(groups, fused=True, capturable=cuda)
+    fused = kind(groups, fused=True, capturable=cuda)
+    if optimizer.state:
+        saved = optimizer.state_dict()
+        for group in saved["param_groups"]:
+            group.update(flags, lr=float(group["lr"]))
+        fused.load_state_dict(saved)  # capturable: the step counters move to the device too
+    if cuda:
+        for group in fused.param_groups:
+            group["lr"] = torch.tensor(float(group["lr"]), device="cuda")
+    return fused
 
 
 def sampler_batches(sampler: Any, batch_size: int) -> Iterator[list[int]]:
