@@ -20,6 +20,7 @@ atomic write, and only then is `<url>/latest.json` rewritten (atomically) to nam
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -499,9 +500,13 @@ def run_loop(
     """The shared loop: iterate, log contract metrics, checkpoint, stop on NaN."""
     sink = MetricSink(tracker, min_interval_s=RL_LOG_INTERVAL_S)
     try:
-        return _iterate(config, env, learner, start_iteration, sink, settings, on_iteration)
-    finally:
-        sink.flush()  # what the interval held back, also when the run stops with an error
+        result = _iterate(config, env, learner, start_iteration, sink, settings, on_iteration)
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep the run's own error, not a tracker's
+            sink.flush()  # what the interval held back
+        raise
+    sink.flush()
+    return result
 
 
 def _iterate(

@@ -77,7 +77,8 @@ class ActChunk(nn.Module):
     copy is refused during CUDA graph capture. Here the latent token is its projection's bias
     (the projection of zero) and each camera's position embedding, which depends only on the
     feature map's size, is computed once at export and kept as a buffer. The result equals
-    lerobot's forward (the parity check runs against lerobot's own policy).
+    lerobot's forward (training/tests/test_export.py compares it with lerobot's policy and
+    processors; the export's own parity check compares each format with this module).
     """
 
     def __init__(
