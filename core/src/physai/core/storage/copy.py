@@ -17,6 +17,7 @@ still has that size (and the same manifest hash). Resume granularity is one file
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from physai.core.errors import NotFoundError, StorageError, UserError
 from physai.core.logs import get_logger
 from physai.core.storage.filesystems import (
     CHUNK_SIZE,
+    PART_SUFFIX,
     Location,
     list_files,
     resolve,
@@ -165,6 +167,16 @@ class _Source:
     expected: FileEntry | None
 
 
+def _remove_stale_parts(root: Path, names: list[str]) -> None:
+    """Delete the partial files (`.NAME.<random>.physai-part`) that a killed run left for the
+    files this resumed run copies again: nobody else writes them, and they would stay forever."""
+    for name in names:
+        target = root / name
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*{PART_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
 def _copy_plan(
     plan: dict[str, _Source],
     source: str,
@@ -193,6 +205,8 @@ def _copy_plan(
         else:
             todo.append(name)
 
+    if done and dst.local_path is not None:
+        _remove_stale_parts(dst.local_path, todo)
     failures: dict[str, str] = {}
     with _Journal(path, source, dst, fresh=fresh or not done) as log, _progress(progress) as bar:
         task = bar.add_task(
