@@ -360,9 +360,7 @@ class _Parts:
     grad_clip_norm: float
 
 
-def _build(
-    config: ILConfig, root: Path, device: str, pretrained: str | None, *, fused: bool = False
-) -> _Parts:
+def _build(config: ILConfig, root: Path, device: str, pretrained: str | None) -> _Parts:
     from lerobot.datasets import (
         EpisodeAwareSampler,
         LeRobotDataset,
@@ -419,8 +417,6 @@ def _build(
     if config.learning_rate is not None:
         optimizer_cfg.lr = config.learning_rate
     optimizer = optimizer_cfg.build(policy.get_optim_params())
-    if fused:
-        optimizer = fused_optimizer(optimizer, device)
     scheduler_cfg = cfg.get_scheduler_preset()
     scheduler = scheduler_cfg.build(optimizer, config.steps) if scheduler_cfg else None
     sampler = EpisodeAwareSampler(
@@ -736,7 +732,7 @@ def train_il(
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
     _seed(config.seed)
-    parts = _build(config, root, device, pretrained, fused=engine == "fast")
+    parts = _build(config, root, device, pretrained)
     accelerator = _accelerator(device) if engine == "lerobot" else None
     processes = accelerator.num_processes if accelerator is not None else 1
     main = accelerator is None or accelerator.is_main_process
@@ -749,14 +745,15 @@ def train_il(
             step = resumed_from = int(state["step"])
             saved = state.get("torch_rng")
             rng = saved if isinstance(saved, torch.Tensor) else None
+    if engine == "fast":  # after loading a checkpoint, which would replace the groups' flags
+        parts.optimizer = fused_optimizer(parts.optimizer, device)
+        if parts.scheduler is not None:
+            parts.scheduler.optimizer = parts.optimizer
     if step and engine == "fast":  # full batches that run on across epochs (sampler_batches)
         used = step * config.batch_size
         parts.sampler.load_state_dict(
             {"epoch": used // len(parts.sampler), "start_index": used % len(parts.sampler)}
         )
-        parts.optimizer = fused_optimizer(parts.optimizer, device)  # loading reset its flags
-        if parts.scheduler is not None:
-            parts.scheduler.optimizer = parts.optimizer
     elif step:
         parts.sampler.load_state_dict(
             compute_sampler_state(step, len(parts.sampler), config.batch_size, processes)
