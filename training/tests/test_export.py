@@ -318,7 +318,7 @@ def test_act_exports_with_normalization_folded(act_run: tuple[Path, Path], tmp_p
 def test_act_exports_uint8_camera_frames(act_run: tuple[Path, Path], tmp_path: Path) -> None:
     from physai.training.runtime import load_policy
 
-    run, dataset = act_run
+    run, _ = act_run
     floats, frames = tmp_path / "float", tmp_path / "uint8"
     export_policy(str(run), str(floats), formats="onnx")
     export_policy(str(run), str(frames), formats="onnx,torchscript", uint8_images=True)

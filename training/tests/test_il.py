@@ -92,6 +92,18 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "state")
 
 
+class Recorder:
+    """A tracker that keeps what it is sent in a MetricSink's history."""
+
+    def __init__(self) -> None:
+        from physai.training.metrics import MetricSink
+
+        self.sink = MetricSink(None)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.sink.log(metrics, step)
+
+
 def act_config(dataset: Path, output: Path, **values: Any) -> ILConfig:
     base: dict[str, Any] = {
         "policy": "act",
@@ -118,17 +130,8 @@ def weights(checkpoint: str) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def straight_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     """20 steps in one go, checkpoints at 10 and 20 (shared by several tests)."""
-    from physai.training.metrics import MetricSink
-
     output = tmp_path_factory.mktemp("straight") / "out"
     settings = Settings(home=tmp_path_factory.mktemp("state"))
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.sink = MetricSink(None)
-
-        def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-            self.sink.log(metrics, step)
 
     recorder = Recorder()
     result = train_il(act_config(dataset, output), tracker=recorder, settings=settings)
@@ -377,12 +380,14 @@ def test_il_command_trains_with_mlflow_tracking(dataset: Path, tmp_path: Path) -
 def _act_parts(dataset: Path) -> tuple[Any, Any, Any, dict[str, list[float]]]:
     from lerobot.datasets import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.datasets.factory import resolve_delta_timestamps
-    from lerobot.policies.factory import make_policy, make_policy_config
+    from lerobot.policies.factory import make_policy_config
 
     cfg = make_policy_config("act", device="cpu", **TINY_ACT)
     meta = LeRobotDatasetMetadata("physai/ds", root=dataset)
     stamps = resolve_delta_timestamps(cfg, meta)
-    chunked = LeRobotDataset("physai/ds", root=dataset, delta_timestamps=stamps, video_backend="pyav")
+    chunked = LeRobotDataset(
+        "physai/ds", root=dataset, delta_timestamps=stamps, video_backend="pyav"
+    )
     return cfg, meta, chunked, stamps  # type: ignore[return-value]
 
 
@@ -396,7 +401,8 @@ def test_frame_cache_batches_equal_lerobots_collated_batches(dataset: Path) -> N
     frames = LeRobotDataset("physai/ds", root=dataset, video_backend="pyav")
     keys = ["observation.state", "observation.images.front", "action"]
     cache = FrameCache.build(frames, keys, delta_indices(stamps, meta.fps))
-    assert cache.num_frames == 120 and cache.columns["observation.images.front"].dtype == torch.uint8
+    assert cache.num_frames == 120
+    assert cache.columns["observation.images.front"].dtype == torch.uint8
     info = json.loads((dataset / "meta" / "info.json").read_text())
     assert cache.nbytes() <= estimate_cache_bytes(info) <= 1.5 * cache.nbytes()
     # an episode's first frame, two whose action chunk runs past the episode's end (padded),
@@ -433,15 +439,6 @@ def test_act_loss_is_act_policy_forwards_loss(dataset: Path) -> None:
 def test_fast_engine_learns_checkpoints_and_resumes(
     dataset: Path, tmp_path: Path, settings: Settings
 ) -> None:
-    from physai.training.metrics import MetricSink
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.sink = MetricSink(None)
-
-        def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-            self.sink.log(metrics, step)
-
     recorder = Recorder()
     # batch 7 over 120 frames: the fast engine's batches run on across epochs (17 1/7 an epoch),
     # and the resume at step 20 is past the first boundary, where lerobot's DataLoader position
