@@ -3,12 +3,55 @@
 RL (skrl, RSL-RL) and IL/VLA (LeRobot) training, export, packaging and registration.
 
 What this package does, and what it will do, is written in its `specifications/`.
+
+Other domains use training through the names below (imported on first use, so that
+`import physai.training` stays light):
+
+    from physai.training import load_policy, get_task, make_vector_env
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = _version("physai-training")
 except PackageNotFoundError:  # run from a source tree on PYTHONPATH (e.g. a GPU host)
     __version__ = "0.0.0+source"
+
+if TYPE_CHECKING:
+    from physai.training.policy_card import PolicyCard
+    from physai.training.runtime import LatencyStats, Policy, load_policy
+    from physai.training.tasks import (
+        TaskSpec,
+        episode_successes,
+        get_task,
+        make_vector_env,
+        task_names,
+    )
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "LatencyStats": "physai.training.runtime",
+    "Policy": "physai.training.runtime",
+    "load_policy": "physai.training.runtime",
+    "PolicyCard": "physai.training.policy_card",
+    "TaskSpec": "physai.training.tasks",
+    "episode_successes": "physai.training.tasks",
+    "get_task": "physai.training.tasks",
+    "make_vector_env": "physai.training.tasks",
+    "task_names": "physai.training.tasks",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'physai.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
