@@ -8,10 +8,12 @@ arm), random weights (seed 0), batch 1. Rows:
 - `lerobot select_action (eager)`: `policy.reset(); policy.select_action(batch)` on a
   normalized batch already on the GPU (reset each call, so each call runs the model, as a robot
   with `n_action_steps=1` would).
-- `load_policy (torchscript, cuda, float32|uint8 frames[, tf32])`: the policy exported by
+- `load_policy (torchscript|onnx, cuda, float32|uint8 frames[, tf32])`: the policy exported by
   `physai training export` (processor normalization folded in; with `--uint8-images` the camera
   is a (1, 480, 640, 3) uint8 frame) and loaded with `physai.training.runtime.load_policy`:
-  host buffers in, host buffers out, the forward replayed as a CUDA graph. Timed by the Policy
+  host buffers in, host buffers out, the forward replayed as a CUDA graph (TorchScript through
+  torch, ONNX through ONNX Runtime's CUDA provider; the onnx rows need onnxruntime-gpu and are
+  left out without it). Timed by the Policy
   itself (`Policy.benchmark`: a different observation every call).
 - with `--variants`, the same ACT forward in plain torch on GPU-resident inputs, as a CUDA graph
   in fp32, TF32 and bf16 autocast, to show where the time goes.
@@ -184,31 +186,42 @@ def main() -> None:
                 torch.backends.cuda.matmul.allow_tf32 = False
                 torch.backends.cudnn.benchmark = False
 
+        import onnxruntime as ort
+
+        formats = ["torchscript"]
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            formats.append("onnx")
+        else:
+            print("act_latency_gpu: no onnxruntime-gpu here, the onnx rows are left out")
         for uint8 in (False, True):
             exported = Path(scratch) / f"export-{'uint8' if uint8 else 'float'}"
             export_policy(
-                str(folder), str(exported), formats="torchscript", samples=4, uint8_images=uint8
-            )
+                str(folder), str(exported), formats=",".join(formats), samples=4,
+                uint8_images=uint8,
+            )  # fmt: skip
             feed = {STATE: state, CAMERA: frame if uint8 else image}
-            for tf32 in (False, True):
-                loaded = load_policy(exported, format="torchscript", device="cuda", tf32=tf32)
-                got = loaded(feed, copy=True)
-                values = got["action"] if isinstance(got, dict) else got
-                stats = loaded.benchmark(args.calls)
-                frames = "uint8 frames" if uint8 else "float32 frames"
-                name = f"load_policy (torchscript, cuda, {frames}{', tf32' if tf32 else ''})"
-                rows.append({
-                    "runtime": name,
-                    "p50_us": round(stats.p50_us, 1), "p99_us": round(stats.p99_us, 1),
-                    "p99_over_p50": round(stats.p99_us / stats.p50_us, 2),
-                    "max_abs_error": error(values), "describe": loaded.describe(),
-                })  # fmt: skip
-                del loaded
+            for fmt in formats:
+                for tf32 in (False, True):
+                    loaded = load_policy(exported, format=fmt, device="cuda", tf32=tf32)
+                    got = loaded(feed, copy=True)
+                    values = got["action"] if isinstance(got, dict) else got
+                    stats = loaded.benchmark(args.calls)
+                    frames = "uint8 frames" if uint8 else "float32 frames"
+                    name = f"load_policy ({fmt}, cuda, {frames}{', tf32' if tf32 else ''})"
+                    rows.append({
+                        "runtime": name,
+                        "p50_us": round(stats.p50_us, 1), "p99_us": round(stats.p99_us, 1),
+                        "p99_over_p50": round(stats.p99_us / stats.p50_us, 2),
+                        "max_abs_error": error(values), "describe": loaded.describe(),
+                    })  # fmt: skip
+                    print(rows[-1], flush=True)
+                    del loaded
 
     report = {
         "benchmark": "act_latency_gpu",
         "gpu": torch.cuda.get_device_name(0),
         "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
         "calls": args.calls,
         "rows": rows,
         "cpus": os.cpu_count(),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from physai.core.errors import MissingDependencyError, UserError
 from physai.training.policy_card import Format
@@ -22,6 +23,9 @@ from physai.training.runtime.backend import Binding, Device
 # Session config entries applied on CPU (keys from onnxruntime_session_options_config_keys.h).
 # Prepacking stays on (ONNX Runtime's default): without it the fp32 GEMMs take another path and
 # the outputs are no longer bit-identical to a default session's.
+# The name `physai training export` gives the dynamic batch dimension.
+BATCH_DIM = "batch"
+
 CPU_SESSION_CONFIG: dict[str, str] = {
     "session.intra_op.allow_spinning": "1",
     "session.inter_op.allow_spinning": "0",
@@ -65,7 +69,12 @@ def session_options(
 
 
 class OnnxBackend:
-    """Runs an .onnx file with ONNX Runtime (CPU, or CUDA when device is 'cuda')."""
+    """Runs an .onnx file with ONNX Runtime (CPU, or CUDA when device is 'cuda').
+
+    On CPU, ONNX Runtime reads and writes the host buffers themselves. On CUDA, inputs and
+    outputs live in device buffers bound once; each run copies the observation in, replays the
+    session (as a CUDA graph when every node runs on the GPU) and copies the actions out.
+    """
 
     format: Format = "onnx"
 
@@ -79,25 +88,25 @@ class OnnxBackend:
         threads: int,
         config: Mapping[str, str] | None = None,
         memory_arena: bool = True,
+        tf32: bool = False,
     ) -> None:
         ort = onnxruntime()
         self.device: Device = device
         self.threads = threads
-        if device == "cuda":
-            if not cuda_available():
-                raise UserError(
-                    "device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is not "
-                    "available): pip install onnxruntime-gpu, or use format='torchscript'"
-                )
-            providers: list[str] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        else:
-            providers = ["CPUExecutionProvider"]
+        if device == "cuda" and not cuda_available():
+            raise UserError(
+                "device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is not "
+                "available): pip install onnxruntime-gpu, or use format='torchscript'"
+            )
         options = session_options(threads, config=config, memory_arena=memory_arena)
-        try:
-            session = ort.InferenceSession(str(file), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{file} is not a loadable ONNX model: {first}") from None
+        # Fixing the exported dynamic batch lets the optimizer fold the shape arithmetic away
+        # (on CUDA such CPU-side shape nodes would rule out a CUDA graph).
+        options.add_free_dimension_override_by_name(BATCH_DIM, inputs[0].shape[0])
+        self.cuda_graph = False
+        if device == "cuda":
+            session, self.cuda_graph = _cuda_session(ort, file, options, tf32)
+        else:
+            session = _open(ort, file, options, ["CPUExecutionProvider"])
         _check_names(file, "inputs", [b.name for b in inputs], session.get_inputs())
         _check_names(file, "outputs", [b.name for b in outputs], session.get_outputs())
         self.session = session
@@ -105,22 +114,73 @@ class OnnxBackend:
         self.inputs = {b.name: np.zeros(b.shape, b.dtype) for b in inputs}
         self.outputs = {b.name: np.zeros(b.shape, b.dtype) for b in outputs}
         binding = session.io_binding()
-        # OrtValues over our arrays: ONNX Runtime reads and writes these very buffers.
-        self._values = []
-        for name, array in self.inputs.items():
-            value = ort.OrtValue.ortvalue_from_numpy(array)
-            binding.bind_ortvalue_input(name, value)
-            self._values.append(value)
-        for name, array in self.outputs.items():
-            value = ort.OrtValue.ortvalue_from_numpy(array)
-            binding.bind_ortvalue_output(name, value)
-            self._values.append(value)
+        where = ("cuda", 0) if device == "cuda" else ("cpu", 0)
+        # OrtValues ONNX Runtime reads and writes: over our arrays on CPU, on the GPU otherwise.
+        values = {}
+        for name, array in [*self.inputs.items(), *self.outputs.items()]:
+            value = ort.OrtValue.ortvalue_from_numpy(array, *where)
+            values[name] = value
+            if name in self.inputs:
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_ortvalue_output(name, value)
+        self._values = values
         self.binding = binding
-        self.run: Callable[[], None] = _bound_run(session, binding)
+        run = _bound_run(session, binding)
+        if device == "cuda":
+            run = _with_copies(run, self.inputs, self.outputs, values)
+        self.run: Callable[[], None] = run
 
     def describe(self) -> dict[str, str]:
-        """Provider and threads."""
-        return {"provider": self.provider, "intra_op_threads": str(self.threads)}
+        """Provider, threads and, on CUDA, whether runs replay a CUDA graph."""
+        facts = {"provider": self.provider, "intra_op_threads": str(self.threads)}
+        if self.device == "cuda":
+            facts["cuda_graph"] = str(self.cuda_graph)
+        return facts
+
+
+def _open(ort: Any, file: Path, options: Any, providers: list[Any]) -> Any:
+    try:
+        return ort.InferenceSession(str(file), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{file} is not a loadable ONNX model: {first}") from None
+
+
+def _cuda_session(ort: Any, file: Path, options: Any, tf32: bool) -> tuple[Any, bool]:
+    """A CUDA session replaying a CUDA graph, or a plain one where the graph cannot be used
+    (a node that falls back to the CPU)."""
+    cuda = {"device_id": "0", "use_tf32": "1" if tf32 else "0"}
+    for graph in (True, False):
+        provider = ("CUDAExecutionProvider", cuda | {"enable_cuda_graph": "1" if graph else "0"})
+        try:
+            return _open(ort, file, options, [provider, "CPUExecutionProvider"]), graph
+        except UserError:
+            if not graph:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _with_copies(
+    run: Callable[[], None],
+    host_in: Mapping[str, NDArray[Any]],
+    host_out: Mapping[str, NDArray[Any]],
+    device: Mapping[str, Any],
+) -> Callable[[], None]:
+    """`run` with the host inputs copied to their device buffers before it and the device
+    outputs copied back after (synchronous copies: the run's own stream is synchronized)."""
+    inputs = [(device[name].update_inplace, array) for name, array in host_in.items()]
+    outputs = [(device[name].numpy, array) for name, array in host_out.items()]
+    copyto = np.copyto
+
+    def copied_run() -> None:
+        for update, array in inputs:
+            update(array)
+        run()
+        for fetch, array in outputs:
+            copyto(array, fetch())
+
+    return copied_run
 
 
 def _bound_run(session: Any, binding: Any) -> Callable[[], None]:

@@ -200,9 +200,10 @@ def load_policy(
     machine can run (TensorRT on a GPU, else ONNX Runtime, else TorchScript). `device`: 'auto'
     uses a GPU when the chosen runtime has one. `threads`: intra-op threads on CPU (default 1 for
     batch 1, else the usable cores). `warmup` calls on zeros are made before returning, untimed.
-    The chosen file's sha256 is checked against the card. `tf32`: TorchScript on a GPU may use
-    TF32 tensor cores for its matrix products too (convolutions already do, torch's default):
-    faster, with outputs within ~1e-3 of fp32 rather than ~1e-6.
+    The chosen file's sha256 is checked against the card. `tf32`: on a GPU, matrix products may
+    use TF32 tensor cores (TorchScript's convolutions already do, torch's default; ONNX Runtime's
+    CUDA provider is held to fp32 unless `tf32`): faster, with outputs within ~1e-3 of fp32
+    rather than ~1e-6.
     """
     card_path = Path(path)
     folder = card_path if card_path.is_dir() else card_path.parent
@@ -248,8 +249,9 @@ def _backend(
         from physai.training.runtime.onnx_backend import OnnxBackend, cuda_available
 
         cuda = device == "cuda" or (device == "auto" and cuda_available())
+        device_name: Device = "cuda" if cuda else "cpu"
         return OnnxBackend(
-            file, inputs, outputs, device="cuda" if cuda else "cpu", threads=cpu_threads
+            file, inputs, outputs, device=device_name, threads=cpu_threads, tf32=tf32
         )
     if chosen == "torchscript":
         import torch
