@@ -22,16 +22,16 @@ try:
 except PackageNotFoundError:  # run from a source tree on PYTHONPATH (e.g. a GPU host)
     __version__ = "0.0.0+source"
 
-if TYPE_CHECKING:
-    from physai.training.policy_card import PolicyCard
-    from physai.training.runtime import LatencyStats, Policy, load_policy
-    from physai.training.tasks import (
-        TaskSpec,
-        episode_successes,
-        get_task,
-        make_vector_env,
-        task_names,
-    )
+if TYPE_CHECKING:  # the `as` form re-exports each name for type checkers
+    from physai.training.policy_card import PolicyCard as PolicyCard
+    from physai.training.runtime import LatencyStats as LatencyStats
+    from physai.training.runtime import Policy as Policy
+    from physai.training.runtime import load_policy as load_policy
+    from physai.training.tasks import TaskSpec as TaskSpec
+    from physai.training.tasks import episode_successes as episode_successes
+    from physai.training.tasks import get_task as get_task
+    from physai.training.tasks import make_vector_env as make_vector_env
+    from physai.training.tasks import task_names as task_names
 
 # public name -> the module that defines it
 _EXPORTS = {
