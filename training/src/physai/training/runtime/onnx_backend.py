@@ -150,6 +150,9 @@ def _open(ort: Any, file: Path, options: Any, providers: list[Any]) -> Any:
 def _cuda_session(ort: Any, file: Path, options: Any, tf32: bool) -> tuple[Any, bool]:
     """A CUDA session replaying a CUDA graph, or a plain one where the graph cannot be used
     (a node that falls back to the CPU)."""
+    # onnxruntime-gpu finds the CUDA and cuDNN libraries torch loads (ONNX Runtime's documented
+    # way; the CUDA major versions must match, as they do for torch 2.11 and onnxruntime-gpu 1.31).
+    importlib.import_module("torch")
     cuda = {"device_id": "0", "use_tf32": "1" if tf32 else "0"}
     for graph in (True, False):
         provider = ("CUDAExecutionProvider", cuda | {"enable_cuda_graph": "1" if graph else "0"})
