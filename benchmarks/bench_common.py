@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from physai.data_management.lerobot import LeRobotDatasetWriter
-
 RESULTS = Path(__file__).resolve().parent / "results"
 FPS = 30
 HEIGHT, WIDTH = 96, 128
@@ -82,6 +80,8 @@ def make_episodes(count: int, frames: int) -> list[dict[str, np.ndarray]]:
 
 def write_physai(root: Path, episodes: list[dict[str, np.ndarray]]) -> float:
     start = time.perf_counter()
+    from physai.data_management.lerobot import LeRobotDatasetWriter
+
     writer = LeRobotDatasetWriter(root, fps=FPS, features=FEATURES)
     try:
         for i, ep in enumerate(episodes):
