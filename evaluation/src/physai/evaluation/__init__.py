@@ -3,8 +3,40 @@
 Closed-loop SiL/HiL evaluation, open-loop replay, gates and a policy server.
 
 What this package does, and what it will do, is written in its `specifications/`.
+Other domains and notebooks use it through the names below (imported on first use, so that
+`import physai.evaluation` stays light):
+
+    from physai.evaluation import evaluate_policy, SilReport
 """
 
-from importlib.metadata import version as _version
+from __future__ import annotations
 
-__version__ = _version("physai-evaluation")
+import importlib
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = _version("physai-evaluation")
+except PackageNotFoundError:  # run from a source tree on PYTHONPATH
+    __version__ = "0.0.0+source"
+
+if TYPE_CHECKING:
+    from physai.evaluation.sil import EpisodeResult, SilReport, evaluate_policy
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "EpisodeResult": "physai.evaluation.sil",
+    "SilReport": "physai.evaluation.sil",
+    "evaluate_policy": "physai.evaluation.sil",
+}
+
+__all__ = ["EpisodeResult", "SilReport", "evaluate_policy"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'physai.evaluation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
