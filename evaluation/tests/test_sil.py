@@ -22,13 +22,12 @@ from typer.testing import CliRunner
 from physai.core.cli import app
 from physai.core.errors import UserError
 from physai.evaluation import SilReport, evaluate_policy
+from physai.training import EVAL_SEED_OFFSET
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 TRAIN_SEED = 3
 EVAL_EPISODES = 4
-TRAINING_EVAL_SEED_OFFSET = 1_000_003
-"""rl.py's final evaluation seeds its episodes from config.seed + this (physai-training 0.1.0)."""
 TINY = ["--num-envs", "2", "--steps-per-iteration", "8", "--iterations", "2", "--hidden", "16,16"]
 # (task, library): a task that ends early on failure and one with continuous returns that
 # always runs to its time limit and has a distance-based success signal
@@ -118,7 +117,7 @@ def test_sil_reproduces_the_eval_return_training_reported(
     trained: dict[str, Trained], task: str, library: str
 ) -> None:
     run = trained[task]
-    seed = TRAIN_SEED + TRAINING_EVAL_SEED_OFFSET
+    seed = TRAIN_SEED + EVAL_SEED_OFFSET
     report = evaluate_policy(run.export, task, EVAL_EPISODES, seed, device="cpu")
     assert report.mean_return == pytest.approx(run.reported["mean_return"], rel=1e-5, abs=1e-4)
     assert report.success_rate == pytest.approx(run.reported["success_rate"])

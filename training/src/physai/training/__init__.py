@@ -24,6 +24,7 @@ except PackageNotFoundError:  # run from a source tree on PYTHONPATH (e.g. a GPU
 
 if TYPE_CHECKING:  # the `as` form re-exports each name for type checkers
     from physai.training.policy_card import PolicyCard as PolicyCard
+    from physai.training.rl import EVAL_SEED_OFFSET as EVAL_SEED_OFFSET
     from physai.training.runtime import LatencyStats as LatencyStats
     from physai.training.runtime import Policy as Policy
     from physai.training.runtime import load_policy as load_policy
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the `as` form re-exports each name for type checkers
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "EVAL_SEED_OFFSET": "physai.training.rl",
     "LatencyStats": "physai.training.runtime",
     "Policy": "physai.training.runtime",
     "load_policy": "physai.training.runtime",

@@ -51,6 +51,9 @@ Library = Literal["skrl", "rsl_rl"]
 CHECKPOINT_FORMAT = "physai.rl.checkpoint/1"
 LATEST = "latest.json"
 RETURN_WINDOW = 20
+# The final evaluation's episodes are seeded from config.seed + this, away from the training
+# episodes' seeds; `physai evaluation sil --seed <seed + EVAL_SEED_OFFSET>` replays them.
+EVAL_SEED_OFFSET = 1_000_003
 """`RLResult.mean_return` is the mean of the last this-many finished training episodes."""
 
 
@@ -565,7 +568,9 @@ def _iterate(
     mean_return, success_rate = _mean(list(returns)), _mean(list(successes))
     train_return = mean_return
     if config.eval_episodes:
-        evaluated = evaluate(learner, env.task, config.eval_episodes, config.seed + 1_000_003)
+        evaluated = evaluate(
+            learner, env.task, config.eval_episodes, config.seed + EVAL_SEED_OFFSET
+        )
         mean_return = _mean(evaluated.returns)
         success_rate = _mean(evaluated.successes)
         final = {"eval/episode_return": mean_return, "eval/success_rate": success_rate}
