@@ -393,39 +393,35 @@ def test_latency_ring_keeps_the_last_calls() -> None:
 # -- GPU (skipped without CUDA; run on a GPU machine) ----------------------------------------
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_torchscript_cuda_graph(mlp_folder: Path, gru_folder: Path, actor: nn.Module) -> None:
-    policy = load_policy(mlp_folder, format="torchscript", device="cuda")
-    assert policy.device == "cuda" and policy.describe()["cuda_graph"] == "True"
-    for obs in observations(10):
-        with torch.inference_mode():
-            expected = actor(torch.from_numpy(obs)).numpy()
-        np.testing.assert_allclose(policy(obs), expected, atol=1e-4)
-    assert policy.benchmark(200).count == 200
-    recurrent = load_policy(gru_folder, format="torchscript", device="cuda", batch_size=2)
-    cpu = load_policy(gru_folder, format="torchscript", device="cpu", batch_size=2)
-    for x in observations(4, batch=2, dim=8):
-        np.testing.assert_allclose(recurrent(x), cpu(x), atol=1e-4)
-    recurrent.reset()
-    cpu.reset()
-    x = observations(1, batch=2, dim=8)[0]
-    np.testing.assert_allclose(recurrent(x), cpu(x), atol=1e-4)
+CUDA_BACKENDS = [
+    pytest.param(
+        "torchscript",
+        marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    ),
+    pytest.param(
+        "onnx",
+        marks=pytest.mark.skipif(
+            "CUDAExecutionProvider" not in ort.get_available_providers(),
+            reason="needs onnxruntime-gpu",
+        ),
+    ),
+]
 
 
-@pytest.mark.skipif(
-    "CUDAExecutionProvider" not in ort.get_available_providers(), reason="needs onnxruntime-gpu"
-)
-def test_onnx_cuda_provider(mlp_folder: Path, gru_folder: Path, actor: nn.Module) -> None:
-    policy = load_policy(mlp_folder, format="onnx", device="cuda")
-    assert policy.describe()["provider"] == "CUDAExecutionProvider"
-    assert policy.describe()["cuda_graph"] == "True"
+@pytest.mark.parametrize("fmt", CUDA_BACKENDS)
+def test_cuda_backend(fmt: str, mlp_folder: Path, gru_folder: Path, actor: nn.Module) -> None:
+    policy = load_policy(mlp_folder, format=fmt, device="cuda")
+    facts = policy.describe()
+    assert policy.device == "cuda" and facts["cuda_graph"] == "True"
+    if fmt == "onnx":
+        assert facts["provider"] == "CUDAExecutionProvider"
     for obs in observations(10):  # each replay of the graph sees the new observation
         with torch.inference_mode():
             expected: Any = actor(torch.from_numpy(obs)).numpy()
         np.testing.assert_allclose(policy(obs), expected, atol=1e-4)
     assert policy.benchmark(200).count == 200
-    recurrent = load_policy(gru_folder, format="onnx", device="cuda", batch_size=2)
-    cpu = load_policy(gru_folder, format="onnx", device="cpu", batch_size=2)
+    recurrent = load_policy(gru_folder, format=fmt, device="cuda", batch_size=2)
+    cpu = load_policy(gru_folder, format=fmt, device="cpu", batch_size=2)
     for x in observations(4, batch=2, dim=8):
         np.testing.assert_allclose(recurrent(x), cpu(x), atol=1e-4)
     recurrent.reset()
