@@ -379,6 +379,54 @@ def test_latency_stats(mlp_folder: Path, fmt: str) -> None:
     assert policy.latency().count == 0
 
 
+def test_a_model_failing_at_run_time_is_a_user_error(tmp_path: Path) -> None:
+    """Loads fine, fails in its first (warm-up) run: a Gather past the input's end."""
+    from onnx import TensorProto, helper, save
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    spec = helper.make_tensor_value_info
+    index = helper.make_tensor("index", TensorProto.INT64, [1], [OBS + 5])
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["obs", "index"], ["actions"], axis=1)],
+        "broken",
+        [spec("obs", TensorProto.FLOAT, ["batch", OBS])],
+        [spec("actions", TensorProto.FLOAT, ["batch", 1])],
+        initializer=[index],
+    )
+    opset = [helper.make_opsetid("", 18)]
+    save(helper.make_model(graph, opset_imports=opset, ir_version=10), str(folder / "m.onnx"))
+    card = PolicyCard(
+        name="broken",
+        policy="mlp_actor",
+        inputs=[TensorSpec(name="obs", shape=[-1, OBS])],
+        outputs=[TensorSpec(name="actions", shape=[-1, 1])],
+        source=PolicySource(kind="rsl_rl", checkpoint="model.pt"),
+        files={"onnx": PolicyFile(path="m.onnx", sha256=sha256_file(folder / "m.onnx"))},
+    )
+    (folder / CARD_NAME).write_text(card.to_json())
+    with pytest.raises(UserError, match="fails on its warm-up inputs"):
+        load_policy(folder, device="cpu")
+
+
+def test_a_dropped_policy_is_freed_at_once(mlp_folder: Path) -> None:
+    """No reference cycle: a hot-swapped policy's session goes with its last reference, without
+    waiting for the garbage collector."""
+    import gc
+    import weakref
+
+    policy = load_policy(mlp_folder, format="onnx", device="cpu")
+    policy({"obs": observations(1)[0]})  # the general path too
+    gone = weakref.ref(policy)
+    backend = weakref.ref(policy.backend)
+    gc.disable()
+    try:
+        del policy
+        assert gone() is None and backend() is None
+    finally:
+        gc.enable()
+
+
 def test_latency_ring_keeps_the_last_calls() -> None:
     recorder = LatencyRecorder(4)
     for ns in (1000, 2000, 3000, 4000, 5000, 6000):

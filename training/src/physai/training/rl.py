@@ -51,10 +51,10 @@ Library = Literal["skrl", "rsl_rl"]
 CHECKPOINT_FORMAT = "physai.rl.checkpoint/1"
 LATEST = "latest.json"
 RETURN_WINDOW = 20
-# The final evaluation's episodes are seeded from config.seed + this, away from the training
-# episodes' seeds; `physai evaluation sil --seed <seed + EVAL_SEED_OFFSET>` replays them.
-EVAL_SEED_OFFSET = 1_000_003
 """`RLResult.mean_return` is the mean of the last this-many finished training episodes."""
+EVAL_SEED_OFFSET = 1_000_003
+"""The final evaluation's episodes are seeded from config.seed + this, away from the training
+episodes' seeds; `physai evaluation sil --seed <seed + EVAL_SEED_OFFSET>` replays them."""
 
 
 class RLDivergedError(PhysaiError):

@@ -102,34 +102,19 @@ class OnnxBackend:
         # Fixing the exported dynamic batch lets the optimizer fold the shape arithmetic away
         # (on CUDA such CPU-side shape nodes would rule out a CUDA graph).
         options.add_free_dimension_override_by_name(BATCH_DIM, inputs[0].shape[0])
-        self.cuda_graph = False
-        if device == "cuda":
-            session, self.cuda_graph = _cuda_session(ort, file, options, tf32)
-        else:
-            session = _open(ort, file, options, ["CPUExecutionProvider"])
-        _check_names(file, "inputs", [b.name for b in inputs], session.get_inputs())
-        _check_names(file, "outputs", [b.name for b in outputs], session.get_outputs())
-        self.session = session
-        self.provider = str(session.get_providers()[0])
         self.inputs = {b.name: np.zeros(b.shape, b.dtype) for b in inputs}
         self.outputs = {b.name: np.zeros(b.shape, b.dtype) for b in outputs}
-        binding = session.io_binding()
-        where = ("cuda", 0) if device == "cuda" else ("cpu", 0)
-        # OrtValues ONNX Runtime reads and writes: over our arrays on CPU, on the GPU otherwise.
-        values = {}
-        for name, array in [*self.inputs.items(), *self.outputs.items()]:
-            value = ort.OrtValue.ortvalue_from_numpy(array, *where)
-            values[name] = value
-            if name in self.inputs:
-                binding.bind_ortvalue_input(name, value)
-            else:
-                binding.bind_ortvalue_output(name, value)
-        self._values = values
-        self.binding = binding
-        run = _bound_run(session, binding)
+        names = ([b.name for b in inputs], [b.name for b in outputs])
+        self.cuda_graph = False
         if device == "cuda":
-            run = _with_copies(run, self.inputs, self.outputs, values)
-        self.run: Callable[[], None] = run
+            bound, self.cuda_graph = _cuda_bound(ort, file, options, tf32, self, names)
+        else:
+            session = _open(ort, file, options, ["CPUExecutionProvider"])
+            bound = _Bound(ort, file, session, self.inputs, self.outputs, names, device)
+        self.session = bound.session
+        self.provider = str(bound.session.get_providers()[0])
+        self._bound = bound  # keeps the OrtValues ONNX Runtime reads and writes alive
+        self.run: Callable[[], None] = bound.run
 
     def describe(self) -> dict[str, str]:
         """Provider, threads and, on CUDA, whether runs replay a CUDA graph."""
@@ -147,18 +132,72 @@ def _open(ort: Any, file: Path, options: Any, providers: list[Any]) -> Any:
         raise UserError(f"{file} is not a loadable ONNX model: {first}") from None
 
 
-def _cuda_session(ort: Any, file: Path, options: Any, tf32: bool) -> tuple[Any, bool]:
+class _Bound:
+    """A session with every input and output bound once: to OrtValues over the host arrays on
+    CPU, to device OrtValues (with copies in and out around each run) on CUDA."""
+
+    def __init__(
+        self,
+        ort: Any,
+        file: Path,
+        session: Any,
+        host_in: dict[str, NDArray[Any]],
+        host_out: dict[str, NDArray[Any]],
+        names: tuple[list[str], list[str]],
+        device: Device,
+    ) -> None:
+        _check_names(file, "inputs", names[0], session.get_inputs())
+        _check_names(file, "outputs", names[1], session.get_outputs())
+        self.session = session
+        binding = session.io_binding()
+        where = ("cuda", 0) if device == "cuda" else ("cpu", 0)
+        values = {}
+        for name, array in [*host_in.items(), *host_out.items()]:
+            value = ort.OrtValue.ortvalue_from_numpy(array, *where)
+            values[name] = value
+            if name in host_in:
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_ortvalue_output(name, value)
+        self.values = values
+        self.binding = binding
+        run = _bound_run(session, binding)
+        if device == "cuda":
+            run = _with_copies(run, host_in, host_out, values)
+        self.run: Callable[[], None] = run
+
+
+# ONNX Runtime's CUDA provider captures its graph after a couple of plain runs; these many runs
+# at load make sure the capture has happened (and succeeded) before the caller's first call.
+CUDA_GRAPH_CAPTURE_RUNS = 3
+
+
+def _cuda_bound(
+    ort: Any,
+    file: Path,
+    options: Any,
+    tf32: bool,
+    backend: OnnxBackend,
+    names: tuple[list[str], list[str]],
+) -> tuple[_Bound, bool]:
     """A CUDA session replaying a CUDA graph, or a plain one where the graph cannot be used
-    (a node that falls back to the CPU)."""
+    (a node that falls back to the CPU, or a capture that fails in the first runs)."""
     # onnxruntime-gpu finds the CUDA and cuDNN libraries torch loads (ONNX Runtime's documented
     # way; the CUDA major versions must match, as they do for torch 2.11 and onnxruntime-gpu 1.31).
     importlib.import_module("torch")
     cuda = {"device_id": "0", "use_tf32": "1" if tf32 else "0"}
     for graph in (True, False):
+        # A refused graph is expected on some models: keep ONNX Runtime's error line quiet then.
+        options.log_severity_level = 4 if graph else 3
         provider = ("CUDAExecutionProvider", cuda | {"enable_cuda_graph": "1" if graph else "0"})
         try:
-            return _open(ort, file, options, [provider, "CPUExecutionProvider"]), graph
-        except UserError:
+            session = _open(ort, file, options, [provider, "CPUExecutionProvider"])
+            bound = _Bound(ort, file, session, backend.inputs, backend.outputs, names, "cuda")
+            if graph:
+                for _ in range(CUDA_GRAPH_CAPTURE_RUNS):
+                    bound.run()
+            return bound, graph
+        except Exception:  # onnxruntime raises its own types; the plain session is the answer
             if not graph:
                 raise
     raise AssertionError("unreachable")

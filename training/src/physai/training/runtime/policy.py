@@ -12,6 +12,7 @@ The returned array is the policy's own output buffer, rewritten by the next call
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter_ns
@@ -77,8 +78,17 @@ class Policy:
 
     def _make_call(self) -> Callable[[Observation, bool], Observation]:
         # The hot path (one array in, one array out) as a closure over everything it touches:
-        # no attribute lookups, no allocation, one copy in. Anything else takes `_call_general`.
-        general = self._call_general
+        # no attribute lookups, no allocation, one copy in. Anything else takes `_call_general`,
+        # reached through a weak reference: a strong one would make policy -> closure -> policy
+        # a cycle, and a dropped Policy (a hot-swapped version, its session, its GPU memory)
+        # would wait for the garbage collector instead of going at once.
+        general_ref = weakref.WeakMethod(self._call_general)
+
+        def general(obs: Observation, copy: bool, start: int) -> Observation:
+            method = general_ref()
+            assert method is not None  # the closure lives on the policy it refers to
+            return method(obs, copy, start)
+
         if not (self._single and self._single_out):
             return lambda obs, copy: general(obs, copy, perf_counter_ns())
         buffer, shape, dtype, out = self._in, self._shape, self._dtype, self._out
@@ -227,8 +237,12 @@ def load_policy(
     cpu_threads = threads or (1 if batch_size == 1 else _usable_cores())
     backend = _backend(chosen, file, inputs, outputs, device, cpu_threads, threads, tf32)
     policy = Policy(card, folder, backend, batch_size)
-    for _ in range(warmup):
-        backend.run()
+    try:
+        for _ in range(warmup):
+            backend.run()
+    except Exception as exc:  # the runtimes raise their own types; a node must not die of one
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{chosen} policy {file} fails on its warm-up inputs: {first}") from exc
     policy.reset()
     for array in backend.outputs.values():
         array.fill(0)
