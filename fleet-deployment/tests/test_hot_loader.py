@@ -4,8 +4,10 @@ and atomic swap, and the `node` command's refusals (exit 2, one line) before any
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,6 +130,87 @@ def test_slot_swaps_checked_versions_and_never_mixes_them(
     np.testing.assert_array_equal(slot.step(obs), expected[0])
 
 
+def test_watcher_outlives_a_failing_swap_and_retries_a_completed_copy(
+    tmp_path: Path, make_policy: Callable[..., Path]
+) -> None:
+    v1, v2, v3 = (make_policy(tmp_path / v, seed=i) for i, v in enumerate(("v1", "v2", "v3")))
+    pointer = tmp_path / "current"
+    slot = PolicySlot(device="cpu", warmup=1)
+    slot.swap(v1)
+    attempts: list[str] = []
+    problems: list[str] = []
+
+    def on_change(folder: Path) -> None:
+        attempts.append(folder.name)
+        if folder.name == "v2":
+            raise RuntimeError("a runtime's own error, not a UserError")
+        slot.swap(folder)
+
+    watcher = PointerWatcher(
+        pointer, on_change, interval_s=0.01, current=v1, on_problem=problems.append
+    )
+    watcher.start()
+    try:
+        write_pointer(pointer, v2)
+        wait_for(lambda: problems != [])
+        assert "RuntimeError" in problems[0]
+        write_pointer(pointer, v3)  # the watcher is still polling
+        wait_for(lambda: slot.active.version == "v3")
+    finally:
+        watcher.stop()
+    assert attempts == ["v2", "v3"]
+
+    # A version refused while half-copied (its file does not match the card's sha256) is tried
+    # again once the copy completes, and only then.
+    half = tmp_path / "v4"
+    shutil.copytree(v2, half)
+    model = (half / "policy.onnx").read_bytes()
+    (half / "policy.onnx").write_bytes(model[: len(model) // 2])
+    refused: list[str] = []
+
+    def swap(folder: Path) -> None:
+        try:
+            slot.swap(folder)
+        except UserError as exc:
+            refused.append(exc.message)
+
+    retrying = PointerWatcher(pointer, swap, interval_s=0.01, current=v3)
+    write_pointer(pointer, half)
+    assert retrying.poll() == half.resolve() and "sha256" in refused[0]
+    assert retrying.poll() is None and len(refused) == 1  # not retried while unchanged
+    (half / "policy.onnx").write_bytes(model)
+    assert retrying.poll() == half.resolve() and slot.active.version == "v4"
+
+
+def test_a_closed_slot_installs_nothing_and_bad_versions_are_user_errors(
+    tmp_path: Path, make_policy: Callable[..., Path]
+) -> None:
+    v1, v2 = make_policy(tmp_path / "v1", seed=1), make_policy(tmp_path / "v2", seed=2)
+    missing = make_policy(tmp_path / "missing", seed=3)
+    card = json.loads((missing / "policy.json").read_text())
+    card["files"]["onnx"]["path"] = "gone.onnx"  # a card naming a file that is not there
+    (missing / "policy.json").write_text(json.dumps(card))
+    garbled = make_policy(tmp_path / "garbled", seed=4)
+    (garbled / "policy.json").write_bytes(b"\xff\xfe not a card")
+    slot = PolicySlot(device="cpu", warmup=1)
+    slot.swap(v1)
+    with pytest.raises(UserError, match="missing"):
+        slot.swap(missing)
+    with pytest.raises(UserError, match="not a valid"):
+        slot.swap(garbled)
+    slot.close()
+    with pytest.raises(UserError, match="shutting down"):
+        slot.swap(v2)
+    assert slot.active.version == "v1" and slot.swaps == 1
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def node_args(*args: str) -> list[str]:
     return ["fleet-deployment", "node", *args]
 
@@ -144,6 +227,7 @@ def test_node_command_refuses_bad_input_with_exit_2(
         "at most 1000 Hz": node_args("--policy", str(policy), "--rate", "5000"),
         "give --policy DIR, --watch POINTER": node_args(),
         "pointer": node_args("--watch", str(tmp_path / "current")),
+        "unknown option or argument '--rat'": node_args("--policy", str(policy), "--rat", "30"),
     }
     for message, args in cases.items():
         result = runner.invoke(app, args)

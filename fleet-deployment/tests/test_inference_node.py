@@ -205,7 +205,7 @@ def test_run_node_takes_ros_parameters_and_stops_on_its_event(
     stop = threading.Event()
     result: dict[str, Any] = {}
 
-    ros_args = ["--ros-args", "-p", "rate_hz:=40.0"]
+    ros_args = ["--ros-args", "-p", "rate_hz:=40"]  # an integer to ROS: read as 40.0
 
     def run() -> None:
         result.update(run_node(folder, stop=stop, ros_args=ros_args, device="cpu"))

@@ -40,6 +40,15 @@ def check_node_inputs(policy: Path | None, watch: Path | None, rate: float | Non
             raise UserError(f"the pointer's folder {watch.parent} does not exist")
 
 
+def check_ros_args(extra: list[str]) -> None:
+    """Extra arguments are ROS's only when they start with `--ros-args`: anything else is a
+    mistyped option (`--rat 30`), which must not be passed on silently."""
+    if extra and extra[0] != "--ros-args":
+        raise UserError(
+            f"unknown option or argument {extra[0]!r} (ROS arguments go after -- --ros-args)"
+        )
+
+
 @app.command(
     "node",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -78,9 +87,9 @@ def node_command(
     Subscribes to Float32MultiArray observations (the policy's input, flattened), publishes
     Float32MultiArray actions each tick once an observation has arrived, and the running
     version on ~/policy (JSON). With --watch, a pointer naming another version folder swaps it
-    in between two ticks, without a restart; a version with other shapes is refused. Anything
-    after `--` goes to ROS (-- --ros-args -r __ns:=/arm; a -p NAME:=VALUE parameter there beats
-    the option of the same name). Stops on SIGINT/SIGTERM.
+    in between two ticks, without a restart; a version with other shapes is refused. ROS
+    arguments go after `-- --ros-args` (-- --ros-args -r __ns:=/arm; a -p NAME:=VALUE parameter
+    there beats the option of the same name). Stops on SIGINT/SIGTERM.
 
     Examples:
 
@@ -92,6 +101,7 @@ def node_command(
       ln -sfn v2 policies/current.tmp && mv -T policies/current.tmp policies/current
     """
     check_node_inputs(policy, watch, rate)
+    check_ros_args(ctx.args)
     from physai.fleet_deployment.inference_node import run_node
 
     stats = run_node(

@@ -105,9 +105,11 @@ class PolicyCard(_Frozen):
         if file.is_dir():
             file = file / CARD_NAME
         try:
-            return cls.model_validate_json(file.read_text())
+            return cls.model_validate_json(file.read_bytes())
         except FileNotFoundError:
             raise UserError(f"{file} does not exist: export the policy first") from None
+        except OSError as exc:
+            raise UserError(f"{file} cannot be read: {exc.strerror or exc}") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "card"

@@ -13,7 +13,6 @@ after each swap, and latency is logged every `latency_log_s`. Importing this mod
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -176,7 +175,8 @@ class InferenceNode(Node):
         }
 
     def destroy_node(self) -> None:
-        """Stop the pointer watcher, then the node."""
+        """Stop the pointer watcher (a swap loading now is dropped), then the node."""
+        self.slot.close()
         if self._watcher is not None:
             self._watcher.stop()
         super().destroy_node()
@@ -184,8 +184,17 @@ class InferenceNode(Node):
     # -- callbacks --------------------------------------------------------------------------
 
     def _parameter(self, name: str, default: Any, description: str) -> Any:
-        descriptor = ParameterDescriptor(description=description, read_only=True)
-        return self.declare_parameter(name, default, descriptor).value
+        # Typed by its default, but declared dynamically typed so that `-p rate_hz:=30` (an
+        # integer to ROS) is read as 30.0 rather than refused with a type exception.
+        descriptor = ParameterDescriptor(
+            description=description, read_only=True, dynamic_typing=True
+        )
+        value = self.declare_parameter(name, default, descriptor).value
+        try:
+            return type(default)(value)
+        except (TypeError, ValueError):
+            kind = type(default).__name__
+            raise UserError(f"ROS parameter {name} must be a {kind}, got {value!r}") from None
 
     def _on_observation(self, message: Any) -> None:
         values = ros.from_message(message)
@@ -227,8 +236,13 @@ class InferenceNode(Node):
         self.counts["published"] += 1
 
     def _on_pointer(self, folder: Path) -> None:
-        with contextlib.suppress(UserError):  # logged and counted by swap(); the old one stays
+        try:
             self.swap(folder)
+        except UserError:
+            pass  # logged and counted by swap(); the old version stays
+        except Exception as exc:  # anything else must not end hot-loading either
+            self.refused.append(f"{type(exc).__name__}: {exc}")
+            self.get_logger().error(f"swap to {folder} failed: {type(exc).__name__}: {exc}")
 
     def _pointer_problem(self, message: str) -> None:
         self.get_logger().warning(message)

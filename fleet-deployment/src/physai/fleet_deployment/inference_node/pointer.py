@@ -26,7 +26,7 @@ from pathlib import Path
 from physai.core.errors import UserError
 
 POINTER_KEY = "policy"
-Identity = tuple[str, int]
+Identity = tuple[str, tuple[tuple[str, int, int], ...]]
 
 
 def is_json_pointer(pointer: str | Path) -> bool:
@@ -77,13 +77,18 @@ def write_pointer(pointer: str | Path, target: str | Path) -> None:
 
 
 def identity(folder: Path) -> Identity:
-    """What makes a version folder new to the watcher: its path and its card's mtime (a folder
-    rewritten in place, e.g. after a refused half-copy, is tried again)."""
+    """What makes a version folder new to the watcher: its path and the size and mtime of each
+    file in it, so a folder refused while half-copied is tried again once the copy completes
+    (and a refused complete one is not retried every poll)."""
+    files: list[tuple[str, int, int]] = []
     try:
-        mtime = (folder / "policy.json").stat().st_mtime_ns
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_file():
+                stat = entry.stat()
+                files.append((entry.name, stat.st_size, stat.st_mtime_ns))
     except OSError:
-        mtime = 0
-    return str(folder), mtime
+        pass
+    return str(folder), tuple(files)
 
 
 class PointerWatcher:
@@ -139,13 +144,17 @@ class PointerWatcher:
         self._thread = threading.Thread(target=self._loop, name="physai-pointer", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self) -> None:
         """Stop polling and wait for a swap in progress to end."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._thread.join()
             self._thread = None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.poll()
+            try:
+                self.poll()
+            except Exception as exc:  # the watcher must outlive any bad version
+                if self._on_problem is not None:
+                    self._on_problem(f"pointer {self.pointer}: {type(exc).__name__}: {exc}")

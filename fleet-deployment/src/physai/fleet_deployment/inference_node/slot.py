@@ -14,6 +14,7 @@ starts from a zero state after a swap.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -128,6 +129,7 @@ class PolicySlot:
         self._policy: Policy | None = None
         self._active: ActivePolicy | None = None
         self._signature: Signature | None = None
+        self._closed = False
         self.swaps = 0
 
     @property
@@ -159,17 +161,21 @@ class PolicySlot:
     def swap(self, path: str | Path) -> ActivePolicy:
         """Load the policy folder `path`, warm it up, check it fits, and install it.
 
-        Runs on the caller's thread; the control loop keeps stepping the old policy until the
-        final replacement. Raises UserError (IncompatiblePolicyError for other shapes) and
-        leaves the running policy in place when the new one cannot run.
+        Runs on the caller's thread. On CPU the control loop keeps stepping the old policy until
+        the final replacement. While a GPU policy runs, the loop pauses for the load instead:
+        capturing the new version's CUDA graph is process-wide, and the old version's copies
+        to and from the GPU in the meantime would break it. Raises UserError
+        (IncompatiblePolicyError for other shapes) and leaves the running policy in place when
+        the new one cannot run, or when the slot was closed meanwhile.
         """
-        from physai.training import load_policy
-
         folder = Path(path).resolve()
         if not folder.is_dir():
             raise UserError(f"policy folder {path} does not exist")
         with self._loading:
-            policy = load_policy(folder, device=self.device, warmup=self.warmup)
+            running = self._policy
+            exclusive = running is not None and running.device == "cuda"
+            with self._lock if exclusive else contextlib.nullcontext():
+                policy = self._load(folder)
             signature = signature_of(policy)
             if self._signature is not None and signature != self._signature:
                 raise IncompatiblePolicyError(
@@ -180,9 +186,29 @@ class PolicySlot:
             policy.reset()  # a recurrent policy starts from a zero state
             record = describe(policy, folder)
             with self._lock:
+                if self._closed:
+                    raise UserError(f"swap to {folder} abandoned: the node is shutting down")
+                old = self._policy
                 self._policy, self._active, self._signature = policy, record, signature
                 self.swaps += 1
+            del old  # the old version's session and buffers go here, outside the lock
         return record
+
+    def _load(self, folder: Path) -> Policy:
+        from physai.training import load_policy
+
+        try:
+            return load_policy(folder, device=self.device, warmup=self.warmup)
+        except UserError:
+            raise
+        except Exception as exc:  # a runtime's own error type: the node must outlive it
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"policy {folder} cannot be loaded: {detail}") from exc
+
+    def close(self) -> None:
+        """Refuse any later swap (one loading now is dropped instead of installed)."""
+        with self._lock:
+            self._closed = True
 
     def step(self, observation: NDArray[Any]) -> NDArray[Any]:
         """The actions for one observation shaped like `signature.observation` (a copy)."""
