@@ -14,9 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from physai.evaluation import SilReport, evaluate_policy
-from physai.training.export import export_policy
-from physai.training.rl import RLConfig, train_rl
+from physai.training import RLConfig, export_policy, train_rl
 
 
 def main(work: Path) -> None:
@@ -37,8 +38,10 @@ def main(work: Path) -> None:
     print(f"{out}: {sorted(p.name for p in out.iterdir())}, video {written.video}")
 
     again = evaluate_policy(export, "InvertedPendulum", 5, 0, format="torchscript")
-    same = [e.episode_return for e in again.episodes] == [e.episode_return for e in report.episodes]
-    print(f"torchscript gives the same returns: {same}")
+    ts = [e.episode_return for e in again.episodes]
+    onnx = [e.episode_return for e in report.episodes]
+    assert np.allclose(ts, onnx, rtol=1e-4, atol=1e-3), (ts, onnx)
+    print("torchscript gives the same returns")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,11 @@ def test_sil_scores_what_training_evaluate_scores(
     theirs = sorted(zip((int(n) for n in lengths), returns, strict=True))
     assert [n for n, _ in ours] == [n for n, _ in theirs]
     np.testing.assert_allclose([r for _, r in ours], [r for _, r in theirs], rtol=1e-5, atol=1e-4)
+    # Training lists episodes as they end, hence the sorting above; each report row's own seed
+    # is checked by replaying it alone.
+    for episode in report.episodes[:2]:
+        alone = evaluate_policy(run.export, None, 1, episode.seed, format="onnx", device="cpu")
+        assert alone.episodes[0].episode_return == episode.episode_return
     assert report.success_rate == pytest.approx(float(np.mean(successes)))
     assert report.mean_return == pytest.approx(float(np.mean(returns)), rel=1e-5, abs=1e-4)
     assert report.std_return == pytest.approx(float(np.std(returns)), rel=1e-4, abs=1e-4)

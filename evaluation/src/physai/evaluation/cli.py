@@ -6,6 +6,7 @@ import typer
 
 from physai.core.cli import domain_app, get_settings
 from physai.core.errors import UserError
+from physai.core.logs import redact
 
 app = domain_app(
     "evaluation",
@@ -91,6 +92,7 @@ def sil_command(
     for label, value in report.summary_rows():
         table.add_row(label, value)
     Console().print(table)
-    typer.echo(f"report: {out}/report.json")
+    where = redact(out.split("?", 1)[0])  # a SAS-signed URL: the folder, not its token
+    typer.echo(f"report: {where}/report.json")
     if report.video:
-        typer.echo(f"video: {out}/{report.video}")
+        typer.echo(f"video: {where}/{report.video}")

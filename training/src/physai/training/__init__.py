@@ -23,8 +23,11 @@ except PackageNotFoundError:  # run from a source tree on PYTHONPATH (e.g. a GPU
     __version__ = "0.0.0+source"
 
 if TYPE_CHECKING:  # the `as` form re-exports each name for type checkers
+    from physai.training.export import export_policy as export_policy
     from physai.training.policy_card import PolicyCard as PolicyCard
     from physai.training.rl import EVAL_SEED_OFFSET as EVAL_SEED_OFFSET
+    from physai.training.rl import RLConfig as RLConfig
+    from physai.training.rl import train_rl as train_rl
     from physai.training.runtime import LatencyStats as LatencyStats
     from physai.training.runtime import Policy as Policy
     from physai.training.runtime import load_policy as load_policy
@@ -37,6 +40,9 @@ if TYPE_CHECKING:  # the `as` form re-exports each name for type checkers
 # public name -> the module that defines it
 _EXPORTS = {
     "EVAL_SEED_OFFSET": "physai.training.rl",
+    "RLConfig": "physai.training.rl",
+    "train_rl": "physai.training.rl",
+    "export_policy": "physai.training.export",
     "LatencyStats": "physai.training.runtime",
     "Policy": "physai.training.runtime",
     "load_policy": "physai.training.runtime",
