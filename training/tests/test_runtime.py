@@ -427,6 +427,27 @@ def test_a_dropped_policy_is_freed_at_once(mlp_folder: Path) -> None:
         gc.enable()
 
 
+def test_latency_command_times_a_policy_and_refuses_bad_input(mlp_folder: Path) -> None:
+    """`physai training latency`: the runtime used and per-call statistics; exit 2 on bad input."""
+    from typer.testing import CliRunner
+
+    from physai.core.cli import app
+
+    runner = CliRunner()
+    args = ["training", "latency", str(mlp_folder), "--device", "cpu", "--calls", "300"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert (facts["policy"], facts["format"], facts["device"]) == ("actor", "onnx", "cpu")
+    assert facts["count"] == 300 and 0 < facts["p50_us"] <= facts["p99_us"] <= facts["max_us"]
+    text = runner.invoke(app, [*args, "--format", "torchscript"])
+    assert text.exit_code == 0 and "format torchscript" in text.stdout and "p99" in text.stdout
+    for bad in (["--calls", "0"], ["--device", "tpu"], ["--format", "tensorrt"]):
+        refused = runner.invoke(app, [*args, *bad])
+        assert refused.exit_code == 2, (bad, refused.output)
+    assert runner.invoke(app, ["training", "latency", str(mlp_folder / "nope")]).exit_code == 2
+
+
 def test_latency_ring_keeps_the_last_calls() -> None:
     recorder = LatencyRecorder(4)
     for ns in (1000, 2000, 3000, 4000, 5000, 6000):

@@ -354,5 +354,7 @@ def export_command(
 
 
 from physai.training import cli_release as _release  # noqa: E402 (the commands need `app`)
+from physai.training import cli_runtime as _runtime  # noqa: E402
 
 _release.register_commands(app)
+_runtime.register_commands(app)
