@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny_presets import JOINT_NAMES, TINY_ACT, TINY_RL
 
 from physai.core.errors import MissingDependencyError, UserError
 from physai.training.export import (
@@ -33,30 +34,7 @@ from physai.training.rl import CHECKPOINT_FORMAT, RLConfig, load_checkpoint, tra
 ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
-TINY_RL: dict[str, Any] = {
-    "num_envs": 2,
-    "steps_per_iteration": 8,
-    "iterations": 2,
-    "hidden_sizes": (16, 16),
-    "mini_batches": 2,
-    "learning_epochs": 1,
-    "eval_episodes": 0,
-    "checkpoint_every": 1,
-}
 FPS = 10
-NAMES = [f"joint_{i}" for i in range(6)]
-TINY_ACT: dict[str, Any] = {
-    "dim_model": 32,
-    "n_heads": 2,
-    "dim_feedforward": 64,
-    "n_encoder_layers": 1,
-    "n_decoder_layers": 1,
-    "n_vae_encoder_layers": 1,
-    "latent_dim": 8,
-    "chunk_size": 5,
-    "n_action_steps": 5,
-    "pretrained_backbone_weights": None,
-}
 
 
 def onnx_run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -76,7 +54,7 @@ def rl_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rl")
     for library in ("skrl", "rsl_rl"):
         url = str(root / library)
-        train_rl(RLConfig(library=library, checkpoint_url=url, **TINY_RL))  # type: ignore[arg-type]
+        train_rl(RLConfig(library=library, checkpoint_url=url, checkpoint_every=1, **TINY_RL))  # type: ignore[arg-type]
     return {"skrl": root / "skrl", "rsl_rl": root / "rsl_rl"}
 
 
@@ -85,7 +63,7 @@ def library_actor(library: str, checkpoint: Path) -> Any:
     from physai.training.rl import TorchVecEnv, make_learner
     from physai.training.tasks import get_task
 
-    config = RLConfig(library=library, **TINY_RL)  # type: ignore[arg-type]
+    config = RLConfig(library=library, checkpoint_every=1, **TINY_RL)  # type: ignore[arg-type]
     env = TorchVecEnv(get_task("InvertedPendulum"), 1, seed=0)
     learner = make_learner(config, env)
     learner.load_state_dict(load_checkpoint(str(checkpoint))["state"], weights_only=True)
@@ -230,8 +208,8 @@ def act_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
 
     root = tmp_path_factory.mktemp("act")
     features: dict[str, dict[str, Any]] = {
-        "observation.state": {"dtype": "float32", "shape": [6], "names": NAMES},
-        "action": {"dtype": "float32", "shape": [6], "names": NAMES},
+        "observation.state": {"dtype": "float32", "shape": [6], "names": JOINT_NAMES},
+        "action": {"dtype": "float32", "shape": [6], "names": JOINT_NAMES},
         "observation.images.front": {
             "dtype": "video",
             "shape": [32, 32, 3],

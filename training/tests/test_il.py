@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny_presets import JOINT_NAMES, TINY_ACT
 
 from physai.core import storage
 from physai.core.errors import MissingDependencyError, UserError
@@ -32,27 +33,14 @@ from physai.training.il import (
 from physai.training.il_checkpoints import CheckpointWriteError, ILCheckpointStore
 
 FPS = 10
-NAMES = [f"joint_{i}" for i in range(6)]
 FEATURES: dict[str, dict[str, Any]] = {
-    "observation.state": {"dtype": "float32", "shape": [6], "names": NAMES},
-    "action": {"dtype": "float32", "shape": [6], "names": NAMES},
+    "observation.state": {"dtype": "float32", "shape": [6], "names": JOINT_NAMES},
+    "action": {"dtype": "float32", "shape": [6], "names": JOINT_NAMES},
     "observation.images.front": {
         "dtype": "video",
         "shape": [64, 64, 3],
         "names": ["height", "width", "channels"],
     },
-}
-TINY_ACT: dict[str, Any] = {
-    "dim_model": 32,
-    "n_heads": 2,
-    "dim_feedforward": 64,
-    "n_encoder_layers": 1,
-    "n_decoder_layers": 1,
-    "n_vae_encoder_layers": 1,
-    "latent_dim": 8,
-    "chunk_size": 5,
-    "n_action_steps": 5,
-    "pretrained_backbone_weights": None,  # no torchvision download
 }
 
 

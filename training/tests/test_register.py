@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tiny_presets import TINY_RL
 from typer.testing import CliRunner
 
 from physai.core import registry
@@ -37,15 +38,6 @@ pytestmark = [
     # azure-ai-ml's marshmallow schemas use options marshmallow 4 removes.
     pytest.mark.filterwarnings("ignore::DeprecationWarning:marshmallow.*"),
 ]
-TINY_RL: dict[str, Any] = {
-    "num_envs": 2,
-    "steps_per_iteration": 8,
-    "iterations": 2,
-    "hidden_sizes": (16, 16),
-    "mini_batches": 2,
-    "learning_epochs": 1,
-    "eval_episodes": 0,
-}
 POLICY_FILES = {"policy.json", "policy.onnx", "policy.pt"}
 
 
