@@ -13,8 +13,6 @@ import typer
 
 from physai.core.errors import UserError
 
-DEVICES = ("auto", "cpu", "cuda")
-
 
 def register_commands(app: typer.Typer) -> None:
     """Add `latency` to the `physai training` app."""
@@ -26,7 +24,9 @@ def latency_command(
     fmt: str | None = typer.Option(
         None, "--format", help="onnx | torchscript | tensorrt (default: the fastest available)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto | cpu | cuda (load_policy checks it)."
+    ),
     calls: int = typer.Option(10_000, "--calls", help="Timed calls, each on a new observation."),
     batch_size: int = typer.Option(1, "--batch-size", help="Observations per call."),
     threads: int | None = typer.Option(
@@ -46,8 +46,6 @@ def latency_command(
     from physai.training.runtime import load_policy
     from physai.training.runtime.policy import DeviceChoice
 
-    if device not in DEVICES:
-        raise UserError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
     if calls < 1:
         raise UserError(f"--calls must be 1 or more, not {calls}")
     loaded = load_policy(
@@ -65,7 +63,4 @@ def latency_command(
         return
     runtime = ", ".join(f"{key} {value}" for key, value in facts.items())
     typer.echo(f"{loaded.card.name}: {runtime}")
-    typer.echo(
-        f"{stats.count} calls: p50 {stats.p50_us:.1f} us, p90 {stats.p90_us:.1f} us, "
-        f"p99 {stats.p99_us:.1f} us, mean {stats.mean_us:.1f} us, max {stats.max_us:.1f} us"
-    )
+    typer.echo(f"{stats}, max {stats.max_us:.1f} us")
