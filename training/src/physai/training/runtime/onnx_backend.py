@@ -86,8 +86,6 @@ class OnnxBackend:
         *,
         device: Device,
         threads: int,
-        config: Mapping[str, str] | None = None,
-        memory_arena: bool = True,
         tf32: bool = False,
     ) -> None:
         ort = onnxruntime()
@@ -98,7 +96,7 @@ class OnnxBackend:
                 "device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is not "
                 "available): pip install onnxruntime-gpu, or use format='torchscript'"
             )
-        options = session_options(threads, config=config, memory_arena=memory_arena)
+        options = session_options(threads)
         # Fixing the exported dynamic batch lets the optimizer fold the shape arithmetic away
         # (on CUDA such CPU-side shape nodes would rule out a CUDA graph).
         options.add_free_dimension_override_by_name(BATCH_DIM, inputs[0].shape[0])
