@@ -40,7 +40,6 @@ class TorchScriptBackend:
         *,
         device: Device,
         threads: int | None,
-        cuda_graph: bool = True,
         tf32: bool = False,
     ) -> None:
         self.device: Device = device
@@ -62,7 +61,7 @@ class TorchScriptBackend:
         self.run: Callable[[], None]
         if device == "cuda":
             with _cuda_math(tf32):
-                self._init_cuda(file, inputs, outputs, cuda_graph)
+                self._init_cuda(file, inputs, outputs)
             return
         self.inputs = {b.name: np.zeros(b.shape, b.dtype) for b in inputs}
         self.outputs = {b.name: np.zeros(b.shape, b.dtype) for b in outputs}
@@ -115,9 +114,7 @@ class TorchScriptBackend:
 
     # -- CUDA (guarded by device == "cuda"; exercised only where torch sees a GPU) --------
 
-    def _init_cuda(
-        self, file: Path, inputs: Sequence[Binding], outputs: Sequence[Binding], cuda_graph: bool
-    ) -> None:
+    def _init_cuda(self, file: Path, inputs: Sequence[Binding], outputs: Sequence[Binding]) -> None:
         # Host side: page-locked tensors whose numpy views are the backend's buffers, so the
         # copies to and from the device are asynchronous DMA.
         self._host_in = [_pinned(b) for b in inputs]
@@ -139,8 +136,6 @@ class TorchScriptBackend:
                 produced = _forward(file, self.module, self._args, inputs)
         torch.cuda.current_stream().wait_stream(side)
         _check_outputs(file, produced, outputs)
-        if not cuda_graph:
-            return
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.inference_mode(), torch.cuda.graph(graph):
