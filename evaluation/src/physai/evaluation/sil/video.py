@@ -1,27 +1,18 @@
-"""Stream rendered frames into an H.264 mp4 with PyAV, one frame at a time (no frame list
-held in memory: a 1000-step episode at 480x480 would be ~700 MB of frames)."""
+"""Stream rendered frames into an H.264 mp4, one frame at a time (no frame list held in memory:
+a 1000-step episode at 480x480 would be ~700 MB of frames), with data-management's episode
+encoder and LeRobot's h264 settings."""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from physai.core.errors import MissingDependencyError
-
-INSTALL_AV = "pip install av (PyAV) to write --video"
-
-
-def _av() -> Any:
-    try:
-        import av
-    except ImportError:
-        raise MissingDependencyError("PyAV", INSTALL_AV) from None
-    return av
+if TYPE_CHECKING:
+    from physai.data_management import EpisodeEncoder
 
 
 class Mp4Writer:
@@ -32,37 +23,37 @@ class Mp4Writer:
     """
 
     def __init__(self, path: Path, fps: float) -> None:
-        self.av = _av()
         self.path = path
-        self.rate = Fraction(fps).limit_denominator(1000)
-        self.frames = 0
-        self._container: Any = None
-        self._stream: Any = None
+        self.fps = round(fps)
+        self._encoder: EpisodeEncoder | None = None
+
+    @property
+    def frames(self) -> int:
+        """Frames written so far."""
+        return 0 if self._encoder is None else self._encoder.frames
 
     def add(self, frame: NDArray[np.uint8]) -> None:
         """Encode one frame (the first one fixes the size)."""
         height, width = frame.shape[:2]
-        if self._container is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = self.av.open(str(self.path), "w", format="mp4")
-            self._stream = self._container.add_stream("libx264", rate=self.rate)
-            self._stream.width, self._stream.height = width + width % 2, height + height % 2
-            self._stream.pix_fmt = "yuv420p"
         if height % 2 or width % 2:
             frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-        image = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        for packet in self._stream.encode(image):
-            self._container.mux(packet)
-        self.frames += 1
+        if self._encoder is None:
+            from physai.data_management import EpisodeEncoder, video_codec
+
+            self._encoder = EpisodeEncoder(
+                self.path,
+                fps=self.fps,
+                width=frame.shape[1],
+                height=frame.shape[0],
+                codec=video_codec("h264"),
+            )
+        self._encoder.add(frame)
 
     def close(self) -> None:
         """Flush the encoder and close the file."""
-        if self._container is None:
-            return
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
+        if self._encoder is not None:
+            self._encoder.close()
+            self._encoder = None
 
     def __enter__(self) -> Mp4Writer:
         return self
